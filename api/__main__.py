@@ -1,0 +1,4 @@
+"""`python -m api` runs the `orchestrator` console script."""
+from api.cli import main
+
+main()

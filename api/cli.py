@@ -1,0 +1,127 @@
+"""The `orchestrator` console script: run, api, worker, participants, and operators' tools."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from infrastructure import logs
+from infrastructure.settings import Settings, SettingsError, load
+
+log = logging.getLogger("orchestrator")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load()
+    except SettingsError as e:
+        raise click.UsageError(str(e)) from None
+    logs.configure(json_lines=settings.log_json)
+    return settings
+
+
+def _until_signal() -> None:
+    """Blocks until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+@click.group()
+def main() -> None:
+    """A durable saga orchestrator: charge, reserve, ship, and compensate on failure."""
+
+
+@main.command()
+@click.option("--port", type=int, default=8000, envvar="PORT", show_default=True)
+@click.option("--participants-port", type=int, default=8001, show_default=True,
+              help="where the demo participants listen (unless *_URL point elsewhere)")
+def run(port: int, participants_port: int) -> None:
+    """The whole system on one machine: API, worker and demo participants on 127.0.0.1."""
+    from werkzeug.serving import make_server
+
+    from api.app import create_app
+    from infrastructure.bootstrap import bootstrap
+    from infrastructure.demo_participants import make_participants_server
+    from infrastructure.metrics import PrometheusMetrics
+
+    settings = _settings()
+    servers: list[Any] = []
+    if not settings.participant_urls_given:
+        url = f"http://127.0.0.1:{participants_port}"
+        settings = dataclasses.replace(
+            settings, participant_urls={name: url for name in settings.participant_urls})
+        data = settings.sqlite_path.parent if not settings.is_postgres else Path("var")
+        data.mkdir(parents=True, exist_ok=True)
+        servers.append(make_participants_server(
+            "127.0.0.1", participants_port, str(data / "participants.sqlite3")))
+        log.info("demo participants on http://127.0.0.1:%d", participants_port)
+    system = bootstrap(settings, metrics=PrometheusMetrics()).start_worker()
+    servers.append(make_server("127.0.0.1", port, create_app(system), threaded=True))
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    log.info("orchestrator on http://127.0.0.1:%d (store %s)", port,
+             settings.redacted_database_url())
+    click.echo(f"orchestrator listening on http://127.0.0.1:{port}  (Ctrl-C stops it)", err=True)
+    _until_signal()
+    click.echo("stopping: finishing the calls in flight", err=True)
+    servers[-1].shutdown()
+    system.stop(grace_s=10)
+    for server in servers[:-1]:
+        server.shutdown()
+
+
+@main.command()
+def worker() -> None:
+    """The process application, the participant calls and the projections."""
+    from infrastructure.bootstrap import bootstrap
+    from infrastructure.metrics import PrometheusMetrics
+
+    settings = _settings()
+    system = bootstrap(settings, metrics=PrometheusMetrics()).start_worker()
+    log.info("worker started (store %s)", settings.redacted_database_url())
+    _until_signal()
+    log.info("worker stopping: finishing the calls in flight")
+    finished = system.stop(grace_s=10)
+    log.info("worker stopped (%s)", "all calls finished" if finished else "grace period over")
+    sys.exit(0)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, envvar="PORT", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn processes")
+def api(host: str, port: int, workers: int) -> None:
+    """The HTTP API under gunicorn (the worker runs separately: `orchestrator worker`)."""
+    from api.serve import serve
+
+    settings = _settings()
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    if not loopback and not settings.auth_enabled and not settings.allow_anonymous:
+        raise click.UsageError(
+            f"refusing to serve on {host} without API_TOKENS or OPERATOR_TOKENS; "
+            "set tokens, or ALLOW_ANONYMOUS=1 to accept anonymous clients")
+    serve(settings, host, port, workers)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8001, show_default=True)
+@click.option("--db", default="var/participants.sqlite3", show_default=True,
+              help="where the participants keep their records")
+def participants(host: str, port: int, db: str) -> None:
+    """The demo Payment, Inventory and Shipping services, with fault injection."""
+    from infrastructure.demo_participants import serve_participants
+
+    logs.configure(json_lines=False)
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"demo participants on http://{host}:{port}", err=True)
+    serve_participants(host, port, db)

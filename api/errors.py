@@ -1,0 +1,80 @@
+"""The one place where exceptions become HTTP answers: RFC 9457 problem documents, never an
+HTML page or a stack trace."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from application.workflows import InvalidOrder, OrderConflict, WorkflowNotFound
+from domain.workflow import InvalidTransition
+
+log = logging.getLogger("orchestrator.api")
+
+
+class Problem(Exception):
+    """An answer that is not a success: its status, a short slug and a human detail."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status, self.slug, self.title, self.detail, self.extra = (
+            status, slug, title, detail, extra)
+
+
+def problem_response(status: int, slug: str, title: str, detail: str,
+                     **extra: Any) -> Response:
+    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail,
+            **extra}
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="orchestrator"'
+    return response
+
+
+def register(app: Flask) -> None:
+    """Installs the handlers that turn every error into a problem document."""
+
+    @app.errorhandler(Problem)
+    def _problem(e: Problem) -> Response:
+        return problem_response(e.status, e.slug, e.title, e.detail, **e.extra)
+
+    @app.errorhandler(InvalidOrder)
+    def _invalid(e: InvalidOrder) -> Response:
+        return problem_response(422, "invalid-order", "Invalid order", str(e))
+
+    @app.errorhandler(OrderConflict)
+    def _conflict(e: OrderConflict) -> Response:
+        return problem_response(409, "order-conflict", "Order already started differently",
+                                str(e), workflowId=str(e.workflow_id))
+
+    @app.errorhandler(WorkflowNotFound)
+    def _not_found(e: WorkflowNotFound) -> Response:
+        return problem_response(404, "not-found", "Not found", str(e))
+
+    @app.errorhandler(InvalidTransition)
+    def _transition(e: InvalidTransition) -> Response:
+        return problem_response(409, "invalid-transition", "Not allowed in this status",
+                                str(e), workflowStatus=e.status)
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException) -> Response:
+        code = e.code or 500
+        return problem_response(code, (e.name or "error").lower().replace(" ", "-"),
+                                e.name or "Error", e.description or e.name or "")
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception) -> Response:
+        if _is_store_unavailable(e):
+            log.warning("store unavailable: %s", type(e).__name__)
+            return problem_response(503, "store-unavailable", "Service unavailable",
+                                    "the event store cannot be reached; try again shortly")
+        log.exception("unhandled error")
+        return problem_response(500, "internal-error", "Internal error",
+                                "the server failed to handle this request")
+
+
+def _is_store_unavailable(e: Exception) -> bool:
+    names = {c.__name__ for c in type(e).__mro__}
+    return bool(names & {"OperationalError", "InterfaceError", "PoolTimeout", "DatabaseError"})

@@ -1,0 +1,46 @@
+"""Placing orders: POST /orders/{orderId}/orchestrate, and GET /orders/{orderId}."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from api import requests_parsing as parse
+from api.errors import Problem
+
+bp = Blueprint("orders", __name__)
+
+
+@bp.post("/orders/<path:raw_order_id>/orchestrate")
+def orchestrate(raw_order_id: str) -> tuple[Response, int] | Response:
+    """Starts the order's saga (or finds it: same body, same workflow) and answers at once, or
+    with ?wait=S once it ends."""
+    order_id = parse.order_id(raw_order_id)
+    args = parse.query({"wait"})
+    wait = parse.number(args, "wait", 0, 30)
+    body = parse.json_object()
+    system, waiter = current_app.extensions["system"], current_app.extensions["waiter"]
+    started = system.workflows.start(order_id, body.get("cents"), body.get("skus"),
+                                     body.get("address"))
+    wid = str(started.workflow_id)
+    if wait:
+        state = waiter.terminal(wid, wait)
+        if state is not None:
+            return jsonify(state), 200
+    waiter.caught_up(started.position)
+    state = system.views.state(wid)
+    summary = {"workflowId": wid, "orderId": order_id,
+               "status": state["status"] if state else "STARTED"}
+    response = jsonify(summary)
+    response.status_code = 202 if started.created else 200
+    response.headers["Location"] = f"/workflows/{wid}"
+    return response
+
+
+@bp.get("/orders/<path:raw_order_id>")
+def by_order(raw_order_id: str) -> Response:
+    """The state view of the order's workflow."""
+    order_id = parse.order_id(raw_order_id)
+    parse.query(set())
+    state = current_app.extensions["system"].views.state_by_order(order_id)
+    if state is None:
+        raise Problem(404, "not-found", "Not found", f"no workflow for order {order_id}")
+    return jsonify(state)

@@ -1,0 +1,80 @@
+"""Workflows: the state view, the audit trail, search, and the operator's retry and cancel."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Blueprint, Response, current_app, g, jsonify
+
+from api import requests_parsing as parse
+from api.errors import Problem
+from application.views import Search
+from domain.workflow import FORWARD, TERMINAL
+
+bp = Blueprint("workflows", __name__)
+STATUSES = (*FORWARD, "COMPENSATING", *TERMINAL)
+
+
+def _system():  # type: ignore[no-untyped-def]
+    return current_app.extensions["system"]
+
+
+@bp.get("/workflows/<raw_id>")
+def state(raw_id: str) -> Response:
+    """One workflow's state view."""
+    wid = str(parse.workflow_id(raw_id))
+    parse.query(set())
+    view = _system().views.state(wid)
+    if view is None:
+        raise Problem(404, "not-found", "Not found", f"no workflow {wid}")
+    return jsonify(view)
+
+
+@bp.get("/workflows/<raw_id>/audit")
+def audit(raw_id: str) -> Response:
+    """Every event of the workflow, in order, with its data."""
+    wid = str(parse.workflow_id(raw_id))
+    parse.query(set())
+    entries = _system().views.audit(wid)
+    if not entries:
+        raise Problem(404, "not-found", "Not found", f"no workflow {wid}")
+    events = [{k: v for k, v in asdict(e).items() if k != "workflow_id"} for e in entries]
+    return jsonify({"workflowId": wid, "events": events})
+
+
+@bp.get("/workflows")
+def search() -> Response:
+    """State views filtered by status, order and creation time, newest first, by pages."""
+    args = parse.query({"status", "orderId", "createdAfter", "createdBefore", "limit", "after"})
+    status = args.get("status")
+    if status is not None and status not in STATUSES:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                      f"status must be one of {', '.join(STATUSES)}")
+    order_id = parse.order_id(args["orderId"]) if "orderId" in args else None
+    limit = parse.number(args, "limit", 1, 500, integer=True)
+    query = Search(status=status, order_id=order_id,
+                   created_after=parse.timestamp(args, "createdAfter"),
+                   created_before=parse.timestamp(args, "createdBefore"),
+                   limit=int(limit or 50), after=args.get("after"))
+    try:
+        page = _system().views.search(query)
+    except ValueError as e:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter", f"after: {e}") from None
+    return jsonify({"items": page.items, "next": page.next})
+
+
+@bp.post("/workflows/<raw_id>/retry")
+def retry(raw_id: str) -> tuple[Response, int]:
+    """Resumes a COMPENSATION_FAILED or stuck workflow; 409 when its status forbids it."""
+    wid = parse.workflow_id(raw_id)
+    args = parse.query({"reason"})
+    _system().workflows.retry(wid, by=g.caller, reason=args.get("reason", "operator retry")[:500])
+    return jsonify({"workflowId": str(wid), "accepted": "retry"}), 202
+
+
+@bp.post("/workflows/<raw_id>/cancel")
+def cancel(raw_id: str) -> tuple[Response, int]:
+    """Asks a running workflow to compensate and end CANCELLED; 409 once it is terminal."""
+    wid = parse.workflow_id(raw_id)
+    parse.query(set())
+    _system().workflows.cancel(wid)
+    return jsonify({"workflowId": str(wid), "accepted": "cancel"}), 202

@@ -1,0 +1,264 @@
+"""The process application: reacts to each recorded event by driving the workflow's next call.
+
+It never blocks the event pipeline on a participant. `handle()` only books the workflow for a
+drive; a drive asks the aggregate what is due, makes the call on that participant's own bounded
+pool (its bulkhead), records the outcome as events and asks again. Waits between retries are
+timers, not sleeping threads.
+
+Crash safety: calls are at-least-once and carry a stable idempotency key; recording is
+exactly-once because the aggregate refuses stale or repeated outcomes and the store refuses a
+second write at one version. The position this process reports as done never passes a
+workflow that is still running, so after a restart every unfinished workflow is driven again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eventsourcing.persistence import IntegrityError
+
+from application.ports import Call, Outcome, Participants, Rejected, Succeeded, Transient
+from application.timers import Timers
+from application.workflows import WorkflowNotFound, Workflows
+from domain.workflow import RESULT_KEY, STEPS, Due, Workflow
+
+log = logging.getLogger("orchestrator")
+Apply = Callable[[Workflow], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts a step and a compensation get, and how long to wait between them:
+    `backoff(attempt, retry_after)` gives the seconds before attempt + 1."""
+
+    step_max_attempts: int
+    compensation_max_attempts: int
+    backoff: Callable[[int, float | None], float]
+
+
+class Metrics(Protocol):
+    """What the orchestrator reports; infrastructure decides where it goes."""
+
+    def call_finished(self, participant: str, action: str, outcome: str, seconds: float) -> None:
+        """One participant call, its outcome class and its duration."""
+
+    def workflow_finished(self, status: str) -> None:
+        """A workflow reached a terminal status."""
+
+
+class NoMetrics:
+    """Reports nothing."""
+
+    def call_finished(self, participant: str, action: str, outcome: str, seconds: float) -> None:
+        pass
+
+    def workflow_finished(self, status: str) -> None:
+        pass
+
+
+class Orchestrator:
+    """Drives every workflow whose events it is handed, one drive per workflow at a time."""
+
+    name = "orchestrator"
+
+    def __init__(
+        self, workflows: Workflows, participants: Participants, policy: RetryPolicy,
+        bulkheads: dict[str, int], metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time, loaders: int = 4,
+    ) -> None:
+        self.workflows, self.participants, self.policy = workflows, participants, policy
+        self.metrics = metrics or NoMetrics()
+        self.clock = clock
+        self.pools = {
+            name: ThreadPoolExecutor(size, thread_name_prefix=f"call-{name}")
+            for name, size in bulkheads.items()
+        }
+        self.loader = ThreadPoolExecutor(loaders, thread_name_prefix="drive")
+        self.timers = Timers()
+        self._lock = threading.Lock()
+        self._busy: set[uuid.UUID] = set()  # a drive is under way
+        self._again: set[uuid.UUID] = set()  # something new arrived during that drive
+        self._known: OrderedDict[uuid.UUID, int] = OrderedDict()  # versions we wrote ourselves
+        self._running: dict[uuid.UUID, int] = {}  # unfinished workflow -> first position seen
+        self._handled = 0
+        self._stopping = False
+
+    # --- the event side ---------------------------------------------------------------------
+
+    def handle(self, notifications: Sequence[Any]) -> None:
+        """Books a drive for each workflow that an event (not one of our own) concerns."""
+        for n in notifications:
+            with self._lock:
+                self._handled = max(self._handled, n.id)
+                if self._known.get(n.originator_id, 0) >= n.originator_version:
+                    continue
+                self._running.setdefault(n.originator_id, n.id)
+            self.drive(n.originator_id)
+
+    def position(self, default: int = 0) -> int:
+        """The last position such that every workflow with an event at or before it is either
+        finished or being driven from a later event: where a restart may resume."""
+        with self._lock:
+            if self._running:
+                return min(self._running.values()) - 1
+            return max(self._handled, default)
+
+    def drive(self, workflow_id: uuid.UUID) -> None:
+        """Starts a drive of the workflow unless one is under way (then it runs again after)."""
+        with self._lock:
+            if self._stopping:
+                return
+            if workflow_id in self._busy:
+                self._again.add(workflow_id)
+                return
+            self._busy.add(workflow_id)
+        self.loader.submit(self._guard, workflow_id, self._load_and_go, workflow_id)
+
+    def busy(self) -> int:
+        """How many workflows have a drive under way."""
+        with self._lock:
+            return len(self._busy)
+
+    def stop(self, grace_s: float = 10.0) -> bool:
+        """Takes no new calls and waits up to `grace_s` for the ones in flight to be recorded.
+        Returns whether everything in flight finished."""
+        with self._lock:
+            self._stopping = True
+        self.timers.stop()
+        deadline = time.monotonic() + grace_s
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        done = self.busy() == 0
+        for pool in [self.loader, *self.pools.values()]:
+            pool.shutdown(wait=done, cancel_futures=True)
+        return done
+
+    # --- a drive ----------------------------------------------------------------------------
+
+    def _guard(self, workflow_id: uuid.UUID, work: Callable[..., None], *args: Any) -> None:
+        """Runs one piece of a drive; an unexpected error (a database outage, say) ends this
+        drive and books another one a little later, so no workflow is left behind."""
+        try:
+            work(*args)
+        except Exception:
+            log.exception("drive failed; retrying", extra={"workflow_id": str(workflow_id)})
+            self._end(workflow_id, finished=None, retry_in=1.0)
+
+    def _load_and_go(self, workflow_id: uuid.UUID) -> None:
+        try:
+            workflow = self.workflows.load(workflow_id)
+        except WorkflowNotFound:
+            self._end(workflow_id, finished=None)
+            return
+        self._settle(workflow, None)
+
+    def _settle(self, workflow: Workflow, apply: Apply | None) -> None:
+        """Applies an outcome, takes the transitions that follow, records them, then makes the
+        next call or waits. A concurrent writer (a cancel, a retry) makes us re-apply the
+        outcome to the newest version: outcomes are idempotent on the aggregate."""
+        for _ in range(20):
+            if apply is not None:
+                apply(workflow)
+            due = workflow.advance()
+            if not workflow.pending_events:
+                break
+            try:
+                self.workflows.record(workflow)
+                break
+            except IntegrityError:
+                workflow = self.workflows.load(workflow.id)
+        else:
+            raise RuntimeError(f"workflow {workflow.id}: could not record under contention")
+        wid = workflow.id
+        self._remember(wid, workflow.version)
+        if due is None:
+            if workflow.is_terminal:
+                self.metrics.workflow_finished(workflow.status)
+            self._end(wid, finished=workflow.status)
+            return
+        wait = (due.not_before or 0) - self.clock()
+        if wait > 0:
+            self._end(wid, finished=None, retry_in=wait)
+            return
+        with self._lock:
+            stopping = self._stopping
+        if stopping:
+            self._end(wid, finished=None)
+            return
+        pool = self.pools[self.participants.participant_of(due.action)]
+        pool.submit(self._guard, wid, self._call, workflow, due)
+
+    def _call(self, workflow: Workflow, due: Due) -> None:
+        wid = workflow.id
+        call = Call(
+            action=due.action, workflow_id=str(wid), idempotency_key=f"{wid}:{due.action}",
+            args=due.args, traceparent=f"00-{wid.hex}-{uuid.uuid4().hex[:16]}-01",
+        )
+        started = time.monotonic()
+        outcome = self.participants.call(call)
+        self.metrics.call_finished(
+            self.participants.participant_of(due.action), due.action,
+            type(outcome).__name__.lower(), time.monotonic() - started,
+        )
+        apply = self._applier(due, outcome)
+        if apply is None:  # no call was made (breaker open, rate limited): wait, then again
+            self._end(wid, finished=None, retry_in=getattr(outcome, "retry_in", 1.0))
+            return
+        self._settle(workflow, apply)
+
+    def _applier(self, due: Due, outcome: Outcome) -> Apply | None:
+        action, attempt = due.action, due.attempt
+        limit = (
+            self.policy.compensation_max_attempts if due.compensating
+            else self.policy.step_max_attempts
+        )
+        if isinstance(outcome, Succeeded):
+            result_id = outcome.result.get(RESULT_KEY[action]) if action in STEPS else None
+            if action in STEPS and not isinstance(result_id, str):
+                outcome = Transient(f"2xx without {RESULT_KEY[action]}", status=500)
+            else:
+                return lambda w: w.succeed(action, attempt, result_id)
+        if isinstance(outcome, Rejected):
+            error = f"rejected ({outcome.status}): {outcome.detail}"
+            return lambda w: w.fail(action, attempt, error, False, False, limit, None)
+        if isinstance(outcome, Transient):
+            transient = outcome
+            uncertain = transient.status is None or transient.status >= 500
+            error = transient.detail if transient.status is None else (
+                f"{transient.status}: {transient.detail}")
+
+            def fail(w: Workflow) -> None:
+                delay = self.policy.backoff(w.budget.get(action, 0) + 1, transient.retry_after)
+                w.fail(action, attempt, error, True, uncertain, limit, self.clock() + delay)
+
+            return fail
+        return None
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def _remember(self, workflow_id: uuid.UUID, version: int) -> None:
+        with self._lock:
+            self._known[workflow_id] = version
+            self._known.move_to_end(workflow_id)
+            while len(self._known) > 100_000:
+                self._known.popitem(last=False)
+
+    def _end(self, workflow_id: uuid.UUID, finished: str | None, retry_in: float = 0) -> None:
+        """Ends a drive: forgets a finished workflow, or books its next drive."""
+        with self._lock:
+            self._busy.discard(workflow_id)
+            again = workflow_id in self._again
+            self._again.discard(workflow_id)
+            if finished is not None:
+                self._running.pop(workflow_id, None)
+        if retry_in > 0:
+            self.timers.call_later(retry_in, lambda: self.drive(workflow_id))
+        if again:
+            self.drive(workflow_id)

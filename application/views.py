@@ -1,0 +1,162 @@
+"""The read side's shapes: the state view, the audit entry, and the port that stores them.
+
+`evolve` folds one event into a state view. It is deterministic (times come from the events,
+never from a clock), so a projection rebuilt from position 0 serves what it served before, and
+audit replay can rebuild any workflow's view from its events alone.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+STATUS_AFTER_EVENT = {
+    "Started": "STARTED", "Charged": "CHARGED", "Reserved": "RESERVED", "Shipped": "SHIPPED",
+    "Completed": "COMPLETED", "CompensationStarted": "COMPENSATING", "Failed": "FAILED",
+    "CompensationFailed": "COMPENSATION_FAILED", "Cancelled": "CANCELLED",
+}
+RESULT_FIELD = {"Charged": "paymentId", "Reserved": "reservationId", "Shipped": "shipmentId"}
+STEP_OF_EVENT = {"Charged": "charge", "Reserved": "reserve", "Shipped": "ship"}
+_HIDDEN = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+def iso(moment: datetime) -> str:
+    """A fixed-width UTC timestamp: sorts as text in any database."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_type(event: Any) -> str:
+    """The event's class name: the contract's name for it."""
+    return type(event).__name__
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """What the event says, less the envelope every event has."""
+    return {
+        _camel(k): v for k, v in vars(event).items() if k not in _HIDDEN and not k.startswith("_")
+    }
+
+
+def evolve(view: dict[str, Any] | None, event: Any) -> dict[str, Any]:
+    """The state view after `event`; `view` is None before a workflow's first event."""
+    kind, data = event_type(event), event_data(event)
+    at = iso(event.timestamp)
+    if view is None:
+        view = {
+            "workflowId": str(event.originator_id), "orderId": data.get("orderId"),
+            "status": "STARTED", "paymentId": None, "reservationId": None,
+            "shipmentId": None, "error": None, "attempts": {}, "createdAt": at,
+        }
+    view = {**view, "attempts": dict(view["attempts"]), "updatedAt": at,
+            "version": event.originator_version}
+    if kind in STATUS_AFTER_EVENT and not (
+        kind in RESULT_FIELD and view["status"] == "COMPENSATING"  # a doubt resolved late
+    ):
+        view["status"] = STATUS_AFTER_EVENT[kind]
+    if kind in RESULT_FIELD:
+        view[RESULT_FIELD[kind]] = data[RESULT_FIELD[kind]]
+        step = STEP_OF_EVENT[kind]
+        view["attempts"][step] = max(data["attempt"], view["attempts"].get(step, 0))
+    elif kind == "StepFailed":
+        view["attempts"][data["action"]] = data["attempt"]
+        view["error"] = f"{data['action']}: {data['error']}"
+    elif kind == "Compensated":
+        view["attempts"][data["action"]] = max(
+            data["attempt"], view["attempts"].get(data["action"], 0))
+    elif kind in ("CompensationStarted", "CompensationFailed") and data.get("error"):
+        view["error"] = data["error"]
+    elif kind == "RetryRequested" and view["status"] == "COMPENSATION_FAILED":
+        view["status"] = "COMPENSATING"
+    return view
+
+
+def fold(events: Iterable[Any]) -> dict[str, Any] | None:
+    """The state view rebuilt from a workflow's events alone."""
+    view = None
+    for event in events:
+        view = evolve(view, event)
+    return view
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of a workflow's audit trail."""
+
+    workflow_id: str
+    position: int  # the event's version within its workflow
+    type: str
+    timestamp: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Any) -> AuditEntry:
+        return cls(str(event.originator_id), event.originator_version, event_type(event),
+                   iso(event.timestamp), event_data(event))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a search, newest first, and the cursor of the next page (None at the end)."""
+
+    items: list[dict[str, Any]]
+    next: str | None
+
+
+@dataclass(frozen=True)
+class Search:
+    """The filters of GET /workflows."""
+
+    status: str | None = None
+    order_id: str | None = None
+    created_after: str | None = None
+    created_before: str | None = None
+    limit: int = 50
+    after: str | None = None
+
+
+class WorkflowViews(Protocol):
+    """Where the projections keep the state views and the audit trail, with their position."""
+
+    def position(self, name: str) -> int:
+        """The last store position the named reader has processed (0 before any)."""
+        ...
+
+    def set_position(self, name: str, position: int) -> None:
+        """Records a reader's position on its own (for readers that write no rows)."""
+        ...
+
+    def states(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The current state views of these workflows (those that have one)."""
+        ...
+
+    def write(self, name: str, states: Sequence[dict[str, Any]], audit: Sequence[AuditEntry],
+              position: int) -> None:
+        """Writes state views, audit entries and the position, in one transaction."""
+        ...
+
+    def state(self, workflow_id: str) -> dict[str, Any] | None:
+        """One workflow's state view."""
+        ...
+
+    def state_by_order(self, order_id: str) -> dict[str, Any] | None:
+        """The state view of the order's workflow."""
+        ...
+
+    def audit(self, workflow_id: str) -> list[AuditEntry]:
+        """The workflow's audit trail, in order (empty when unknown)."""
+        ...
+
+    def search(self, query: Search) -> Page:
+        """State views matching the query, newest first."""
+        ...
+
+    def ping(self) -> None:
+        """Raises when the database cannot be reached."""
+        ...
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+

@@ -1,0 +1,135 @@
+"""Settings: the only reader of os.environ. Read once at start-up and validated, so that a bad
+value stops the process with a message naming the variable, not a stack trace later."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PARTICIPANTS = ("payment", "inventory", "shipping")
+DEFAULT_PARTICIPANTS_URL = "http://127.0.0.1:8001"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processes need to know about their surroundings."""
+
+    database_url: str
+    participant_urls: dict[str, str]
+    step_timeout_s: float = 5.0
+    step_max_attempts: int = 5
+    compensation_max_attempts: int = 10
+    backoff_base_s: float = 0.1
+    backoff_cap_s: float = 5.0
+    breaker_fail_max: int = 5
+    breaker_reset_s: float = 10.0
+    bulkheads: dict[str, int] = field(default_factory=dict)
+    rate_limits: dict[str, float | None] = field(default_factory=dict)
+    api_tokens: tuple[str, ...] = ()
+    operator_tokens: tuple[str, ...] = ()
+    allow_anonymous: bool = False
+    participant_urls_given: bool = False
+    log_json: bool = True
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The event store's file; the views live beside it in `<name>.views<suffix>`."""
+        return Path(self.database_url[len("sqlite:///"):])
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_tokens or self.operator_tokens)
+
+    def redacted_database_url(self) -> str:
+        """The database URL fit for a log line: no password."""
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Reads and validates the settings from the environment (os.environ by default)."""
+    env = os.environ if environ is None else environ
+    url = env.get("DATABASE_URL") or f"sqlite:///{Path('var') / 'orchestrator.sqlite3'}"
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise SettingsError(
+            "DATABASE_URL must be sqlite:///path/file.sqlite3 or postgresql://user:pass@host/db")
+    urls, given = {}, True
+    for name in PARTICIPANTS:
+        var = f"{name.upper()}_URL"
+        value = env.get(var)
+        given = given and bool(value)
+        urls[name] = _url(var, value or DEFAULT_PARTICIPANTS_URL)
+    default_bulkhead = _int(env, "BULKHEAD_SIZE", 32, 1, 1024)
+    return Settings(
+        database_url=url,
+        participant_urls=urls,
+        participant_urls_given=given,
+        step_timeout_s=_float(env, "STEP_TIMEOUT_S", 5.0, 0.01, 600),
+        step_max_attempts=_int(env, "STEP_MAX_ATTEMPTS", 5, 1, 1000),
+        compensation_max_attempts=_int(env, "COMPENSATION_MAX_ATTEMPTS", 10, 1, 1000),
+        backoff_base_s=_float(env, "RETRY_BACKOFF_BASE_S", 0.1, 0.0, 3600),
+        backoff_cap_s=_float(env, "RETRY_BACKOFF_CAP_S", 5.0, 0.0, 3600),
+        breaker_fail_max=_int(env, "BREAKER_FAIL_MAX", 5, 1, 10_000),
+        breaker_reset_s=_float(env, "BREAKER_RESET_S", 10.0, 0.01, 3600),
+        bulkheads={
+            p: _int(env, f"{p.upper()}_BULKHEAD_SIZE", default_bulkhead, 1, 1024)
+            for p in PARTICIPANTS
+        },
+        rate_limits={p: _optional_float(env, f"{p.upper()}_RATE_LIMIT") for p in PARTICIPANTS},
+        api_tokens=_tokens(env.get("API_TOKENS")),
+        operator_tokens=_tokens(env.get("OPERATOR_TOKENS")),
+        allow_anonymous=env.get("ALLOW_ANONYMOUS", "") in ("1", "true", "yes"),
+        log_json=env.get("LOG_FORMAT", "json") != "text",
+    )
+
+
+def _url(var: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{var} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _number(env: Mapping[str, str], var: str, default: float, low: float, high: float,
+            kind: type) -> float:
+    raw = env.get(var)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{var} must be a {kind.__name__}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{var} must be between {low} and {high}, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], var: str, default: int, low: int, high: int) -> int:
+    return int(_number(env, var, default, low, high, int))
+
+
+def _float(env: Mapping[str, str], var: str, default: float, low: float, high: float) -> float:
+    return float(_number(env, var, default, low, high, float))
+
+
+def _optional_float(env: Mapping[str, str], var: str) -> float | None:
+    if not env.get(var):
+        return None
+    return _float(env, var, 0.0, 0.001, 1_000_000)
+
+
+def _tokens(raw: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in (raw or "").split(",") if t.strip())

@@ -1,0 +1,44 @@
+"""The views on PostgreSQL: the shared SQL of views_sql over a psycopg 3 connection pool."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from infrastructure.views_sql import SqlViews
+
+SCHEMA_LOCK = 0x6F72636865737472  # pg_advisory_xact_lock key: one process creates the tables
+
+
+class PostgresViews(SqlViews):
+    """State views, audit trail and reader positions in PostgreSQL tables."""
+
+    mark = "%s"
+
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
+        self.pool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=True, timeout=10,
+            kwargs={"connect_timeout": 5}, check=ConnectionPool.check_connection)
+        super().__init__()
+
+    def create_tables(self) -> None:
+        # Several processes may start at once: serialize the DDL instead of racing on it.
+        with self.writing() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            for statement in self.schema():
+                cur.execute(statement)
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        self.pool.close()

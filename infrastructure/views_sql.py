@@ -1,0 +1,251 @@
+"""The state views and the audit trail in SQL tables, on SQLite or PostgreSQL.
+
+One implementation serves both databases: the statements are the same but for the parameter
+mark, and each dialect says how to get a connection and open a write transaction. Every write
+carries the reader's position in the same transaction, so views and position never disagree.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from application.views import AuditEntry, Page, Search
+
+STATE_COLUMNS = ("workflow_id", "order_id", "status", "payment_id", "reservation_id",
+                 "shipment_id", "error", "attempts", "created_at", "updated_at", "version")
+STATE_KEYS = ("workflowId", "orderId", "status", "paymentId", "reservationId", "shipmentId",
+              "error", "attempts", "createdAt", "updatedAt", "version")
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS workflow_state (
+        workflow_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
+        payment_id TEXT, reservation_id TEXT, shipment_id TEXT, error TEXT,
+        attempts TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        version INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS workflow_state_order ON workflow_state (order_id)",
+    """CREATE INDEX IF NOT EXISTS workflow_state_status_created
+        ON workflow_state (status, created_at, workflow_id)""",
+    """CREATE INDEX IF NOT EXISTS workflow_state_created
+        ON workflow_state (created_at, workflow_id)""",
+    """CREATE TABLE IF NOT EXISTS workflow_audit (
+        workflow_id TEXT NOT NULL, position INTEGER NOT NULL, type TEXT NOT NULL,
+        timestamp TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (workflow_id, position))""",
+    """CREATE TABLE IF NOT EXISTS view_positions (
+        name TEXT PRIMARY KEY, position BIGINT NOT NULL)""",
+]
+
+
+class SqlViews:
+    """WorkflowViews over a DB-API connection; subclasses supply the dialect."""
+
+    mark = "?"
+
+    def __init__(self) -> None:
+        self.create_tables()
+
+    # --- dialect ----------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+    def schema(self) -> list[str]:
+        return SCHEMA
+
+    def create_tables(self) -> None:
+        with self.writing() as cur:
+            for statement in self.schema():
+                cur.execute(statement)
+
+    def close(self) -> None:
+        """Releases the connections."""
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.mark == "?" else statement.replace("?", self.mark)
+
+    # --- WorkflowViews ------------------------------------------------------------------------
+
+    def position(self, name: str) -> int:
+        with self.reading() as cur:
+            cur.execute(self._sql("SELECT position FROM view_positions WHERE name = ?"), (name,))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def set_position(self, name: str, position: int) -> None:
+        with self.writing() as cur:
+            self._put_position(cur, name, position)
+
+    def states(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(workflow_ids)
+        found: dict[str, dict[str, Any]] = {}
+        with self.reading() as cur:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                cur.execute(self._sql(
+                    f"SELECT {', '.join(STATE_COLUMNS)} FROM workflow_state "
+                    f"WHERE workflow_id IN ({marks})"), chunk)
+                for row in cur.fetchall():
+                    found[row[0]] = _state(row)
+        return found
+
+    def write(self, name: str, states: Sequence[dict[str, Any]], audit: Sequence[AuditEntry],
+              position: int) -> None:
+        cols = ", ".join(STATE_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
+        with self.writing() as cur:
+            if states:
+                cur.executemany(self._sql(
+                    f"INSERT INTO workflow_state ({cols}) VALUES ({','.join('?' * 11)}) "
+                    f"ON CONFLICT (workflow_id) DO UPDATE SET {updates}"),
+                    [_row(s) for s in states])
+            if audit:
+                cur.executemany(self._sql(
+                    "INSERT INTO workflow_audit (workflow_id, position, type, timestamp, data) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                    [(a.workflow_id, a.position, a.type, a.timestamp,
+                      json.dumps(a.data, default=str)) for a in audit])
+            self._put_position(cur, name, position)
+
+    def state(self, workflow_id: str) -> dict[str, Any] | None:
+        return self._one("workflow_id", workflow_id)
+
+    def state_by_order(self, order_id: str) -> dict[str, Any] | None:
+        return self._one("order_id", order_id)
+
+    def audit(self, workflow_id: str) -> list[AuditEntry]:
+        with self.reading() as cur:
+            cur.execute(self._sql(
+                "SELECT workflow_id, position, type, timestamp, data FROM workflow_audit "
+                "WHERE workflow_id = ? ORDER BY position"), (workflow_id,))
+            rows = cur.fetchall()
+        return [AuditEntry(r[0], int(r[1]), r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def search(self, query: Search) -> Page:
+        where, params = [], []
+        for column, value in (("status", query.status), ("order_id", query.order_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.created_after is not None:
+            where.append("created_at > ?")
+            params.append(query.created_after)
+        if query.created_before is not None:
+            where.append("created_at < ?")
+            params.append(query.created_before)
+        if query.after is not None:
+            created, wid = decode_cursor(query.after)
+            where.append("(created_at < ? OR (created_at = ? AND workflow_id < ?))")
+            params += [created, created, wid]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self.reading() as cur:
+            cur.execute(self._sql(
+                f"SELECT {', '.join(STATE_COLUMNS)} FROM workflow_state {clause} "
+                f"ORDER BY created_at DESC, workflow_id DESC LIMIT ?"), [*params, query.limit + 1])
+            rows = cur.fetchall()
+        items = [_state(r) for r in rows[:query.limit]]
+        more = len(rows) > query.limit
+        return Page(items, encode_cursor(items[-1]) if more and items else None)
+
+    def ping(self) -> None:
+        with self.reading() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _one(self, column: str, value: str) -> dict[str, Any] | None:
+        with self.reading() as cur:
+            cur.execute(self._sql(
+                f"SELECT {', '.join(STATE_COLUMNS)} FROM workflow_state WHERE {column} = ?"),
+                (value,))
+            row = cur.fetchone()
+        return _state(row) if row else None
+
+    def _put_position(self, cur: Any, name: str, position: int) -> None:
+        cur.execute(self._sql(
+            "INSERT INTO view_positions (name, position) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position"), (name, position))
+
+
+class SqliteViews(SqlViews):
+    """The views in a SQLite file of their own (not the event store's: writers would queue)."""
+
+    def __init__(self, path: str, timeout_s: float = 30.0) -> None:
+        self.path, self.timeout_s = path, timeout_s
+        self._local = threading.local()
+        super().__init__()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable on app crash
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        cur = self._conn().cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        conn = self._conn()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cur.close()
+
+
+def _row(state: dict[str, Any]) -> tuple[Any, ...]:
+    values = dict(state)
+    values["attempts"] = json.dumps(values["attempts"], sort_keys=True)
+    return tuple(values[k] for k in STATE_KEYS)
+
+
+def _state(row: Sequence[Any]) -> dict[str, Any]:
+    state = dict(zip(STATE_KEYS, row, strict=True))
+    state["attempts"] = json.loads(state["attempts"])
+    state["version"] = int(state["version"])
+    return state
+
+
+def encode_cursor(state: dict[str, Any]) -> str:
+    raw = json.dumps([state["createdAt"], state["workflowId"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """Raises ValueError for a cursor this API did not hand out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, wid = json.loads(raw)
+    except (ValueError, TypeError):
+        raise ValueError("not a cursor this API handed out") from None
+    if not isinstance(created, str) or not isinstance(wid, str):
+        raise ValueError("not a cursor this API handed out")
+    return created, wid

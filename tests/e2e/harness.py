@@ -1,0 +1,123 @@
+"""Real processes for end-to-end tests: the demo participants and the orchestrator, each a
+subprocess of its own speaking HTTP on loopback, so a test can kill one and keep the other."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import free_port
+
+ORDER = {"cents": 1999, "skus": ["sku-1", "sku-2"], "address": "1 Main St"}
+TERMINAL = ("COMPLETED", "FAILED", "COMPENSATION_FAILED", "CANCELLED")
+FAST = {  # quick retries so unhappy paths end in seconds
+    "STEP_TIMEOUT_S": "2", "RETRY_BACKOFF_BASE_S": "0.01", "RETRY_BACKOFF_CAP_S": "0.05",
+    "STEP_MAX_ATTEMPTS": "3", "COMPENSATION_MAX_ATTEMPTS": "3", "BREAKER_FAIL_MAX": "50",
+    "BREAKER_RESET_S": "0.5", "LOG_FORMAT": "text",
+}
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Polls `check` until it answers truthy; fails the test naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = check()
+        except requests.RequestException:
+            answer = None
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Process:
+    """A subprocess serving HTTP at `url`; its output goes to a log file for post-mortems."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, port: int, name: str):
+        self.args, self.env, self.cwd, self.port, self.name = args, env, cwd, port, name
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = cwd / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api", *self.args], cwd=self.cwd, env=self.env,
+            stdout=out, stderr=subprocess.STDOUT)
+        wait_until(lambda: self._alive() and requests.get(f"{self.url}/health", timeout=1).ok,
+                   20, f"{self.name} to answer /health (log: {self.log})")
+        return self
+
+    def _alive(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no grace; what a crash looks like."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+class Participants(Process):
+    """The demo participants, with fault injection and effect counts."""
+
+    def __init__(self, tmp: Path):
+        port = free_port()
+        super().__init__(["participants", "--port", str(port), "--db",
+                          str(tmp / "participants.sqlite3")], dict(os.environ), tmp, port,
+                         "participants")
+
+    def faults(self, spec: dict[str, Any]) -> None:
+        requests.post(f"{self.url}/_faults", json=spec, timeout=5).raise_for_status()
+
+    def stats(self, order_id: str | None = None) -> dict[str, Any]:
+        params = {"orderId": order_id} if order_id else {}
+        return requests.get(f"{self.url}/_stats", params=params, timeout=5).json()
+
+
+class Orchestrator(Process):
+    """`orchestrator run` against the given participants, with its store under `tmp`."""
+
+    def __init__(self, tmp: Path, participants: Participants, **env: str):
+        port = free_port()
+        full = {**os.environ, **FAST, **env,
+                "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{tmp}/var/orch.sqlite3"),
+                "PAYMENT_URL": participants.url, "INVENTORY_URL": participants.url,
+                "SHIPPING_URL": participants.url}
+        super().__init__(["run", "--port", str(port)], full, tmp, port, "orchestrator")
+
+    def place(self, order_id: str, body: dict[str, Any] | None = None,
+              **params: Any) -> requests.Response:
+        return requests.post(f"{self.url}/orders/{order_id}/orchestrate",
+                             json=ORDER if body is None else body, params=params, timeout=40)
+
+    def state(self, workflow_id: str) -> dict[str, Any]:
+        return requests.get(f"{self.url}/workflows/{workflow_id}", timeout=5).json()
+
+    def finished(self, workflow_id: str, timeout: float = 30) -> dict[str, Any]:
+        """Waits until the workflow is terminal and returns its state view."""
+        return wait_until(
+            lambda: (s := self.state(workflow_id)).get("status") in TERMINAL and s,
+            timeout, f"workflow {workflow_id} to end")
+
+    def audit_types(self, workflow_id: str) -> list[str]:
+        audit = requests.get(f"{self.url}/workflows/{workflow_id}/audit", timeout=5).json()
+        return [e["type"] for e in audit["events"]]

@@ -1,0 +1,90 @@
+"""Every bad input of the contract gets a 4xx problem document and changes nothing."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.e2e.harness import ORDER, Orchestrator
+
+BAD_BODIES = [
+    ({**ORDER, "cents": 0}, 422),
+    ({**ORDER, "cents": -5}, 422),
+    ({**ORDER, "cents": 10**12 + 1}, 422),
+    ({**ORDER, "cents": "12"}, 422),
+    ({**ORDER, "cents": 12.5}, 422),
+    ({**ORDER, "cents": True}, 422),
+    ({k: v for k, v in ORDER.items() if k != "cents"}, 422),
+    ({k: v for k, v in ORDER.items() if k != "skus"}, 422),
+    ({k: v for k, v in ORDER.items() if k != "address"}, 422),
+    ({**ORDER, "skus": []}, 422),
+    ({**ORDER, "skus": [f"s{i}" for i in range(101)]}, 422),
+    ({**ORDER, "skus": "sku-1"}, 422),
+    ({**ORDER, "skus": [1, 2]}, 422),
+    ({**ORDER, "address": ""}, 422),
+    ({**ORDER, "address": "x" * 501}, 422),
+    ([ORDER], 422),
+]
+
+
+def _is_problem(r: requests.Response, status: int) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"] == "application/problem+json"
+    body = r.json()
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert body["status"] == status
+    assert "Traceback" not in r.text and "<html" not in r.text.lower()
+
+
+def _nothing_started(o: Orchestrator) -> None:
+    listed = requests.get(f"{o.url}/workflows", timeout=5).json()
+    assert listed["items"] == []
+
+
+@pytest.mark.parametrize(("body", "status"), BAD_BODIES)
+def test_bad_bodies(orchestrator: Orchestrator, body: object, status: int) -> None:
+    _is_problem(orchestrator.place("o-bad", body), status)
+    _nothing_started(orchestrator)
+    assert requests.get(f"{orchestrator.url}/orders/o-bad", timeout=5).status_code == 404
+
+
+def test_malformed_json_wrong_type_and_oversized_bodies(orchestrator: Orchestrator) -> None:
+    url = f"{orchestrator.url}/orders/o-bad/orchestrate"
+    _is_problem(requests.post(url, data="{not json", timeout=5,
+                              headers={"Content-Type": "application/json"}), 400)
+    _is_problem(requests.post(url, data="cents=1", timeout=5,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+    big = {**ORDER, "address": "x" * 400, "padding": "y" * (65 * 1024)}
+    _is_problem(requests.post(url, json=big, timeout=5), 413)
+    _nothing_started(orchestrator)
+
+
+@pytest.mark.parametrize("order_id", ["a" * 101, "has space", "semi;colon", "slash/inside"])
+def test_bad_order_ids(orchestrator: Orchestrator, order_id: str) -> None:
+    _is_problem(orchestrator.place(order_id), 400)
+    _nothing_started(orchestrator)
+
+
+@pytest.mark.parametrize("query", ["wait=0", "wait=31", "wait=abc", "bogus=1"])
+def test_bad_query_parameters(orchestrator: Orchestrator, query: str) -> None:
+    r = requests.post(f"{orchestrator.url}/orders/o-q/orchestrate?{query}", json=ORDER,
+                      timeout=5)
+    _is_problem(r, 400)
+    _nothing_started(orchestrator)
+
+
+@pytest.mark.parametrize("query", ["status=NOPE", "limit=0", "limit=x", "createdAfter=yesterday",
+                                   "after=%%%", "orderId=bad%20id", "unknown=1"])
+def test_bad_search_parameters(orchestrator: Orchestrator, query: str) -> None:
+    _is_problem(requests.get(f"{orchestrator.url}/workflows?{query}", timeout=5), 400)
+
+
+def test_unknown_things_are_404_problems(orchestrator: Orchestrator) -> None:
+    for path in ("/workflows/not-a-uuid", "/workflows/00000000-0000-0000-0000-000000000000",
+                 "/workflows/00000000-0000-0000-0000-000000000000/audit", "/orders/nope",
+                 "/no/such/path"):
+        _is_problem(requests.get(f"{orchestrator.url}{path}", timeout=5), 404)
+    for action in ("retry", "cancel"):
+        _is_problem(requests.post(
+            f"{orchestrator.url}/workflows/00000000-0000-0000-0000-000000000000/{action}",
+            timeout=5), 404)
+    _is_problem(requests.delete(f"{orchestrator.url}/health", timeout=5), 405)
