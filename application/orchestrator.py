@@ -230,7 +230,7 @@ class Orchestrator:
             return lambda w: w.fail(action, attempt, error, False, False, limit, None)
         if isinstance(outcome, Transient):
             transient = outcome
-            uncertain = transient.status is None or transient.status >= 500
+            uncertain = transient.maybe_applied
             error = transient.detail if transient.status is None else (
                 f"{transient.status}: {transient.detail}")
 

@@ -44,11 +44,14 @@ class Rejected:
 class Transient:
     """408, 409, 429, 5xx, a connection error or a timeout: worth another attempt.
 
-    `retry_after` is the participant's Retry-After in seconds, when it sent one."""
+    `retry_after` is the participant's Retry-After in seconds, when it sent one.
+    `maybe_applied` is False only when the participant surely did nothing (the connection was
+    refused, or it answered 408, 409 or 429); a 5xx or a timeout may hide a done effect."""
 
     detail: str
     status: int | None = None
     retry_after: float | None = None
+    maybe_applied: bool = True
 
 
 @dataclass(frozen=True)

@@ -98,10 +98,9 @@ class Orchestrator(Process):
 
     def __init__(self, tmp: Path, participants: Participants, **env: str):
         port = free_port()
-        full = {**os.environ, **FAST, **env,
-                "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{tmp}/var/orch.sqlite3"),
+        full = {**os.environ, **FAST, "DATABASE_URL": f"sqlite:///{tmp}/var/orch.sqlite3",
                 "PAYMENT_URL": participants.url, "INVENTORY_URL": participants.url,
-                "SHIPPING_URL": participants.url}
+                "SHIPPING_URL": participants.url, **env}
         super().__init__(["run", "--port", str(port)], full, tmp, port, "orchestrator")
 
     def place(self, order_id: str, body: dict[str, Any] | None = None,

@@ -1,9 +1,12 @@
 """The order saga end to end: real processes, real HTTP, effects counted at the participants."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
+from tests.conftest import free_port
 from tests.e2e.harness import ORDER, Orchestrator, Participants, wait_until
 
 FORWARD = ("charge", "reserve", "ship")
@@ -141,3 +144,18 @@ def test_operations_endpoints(orchestrator: Orchestrator) -> None:
     orchestrator.place("o-metrics", wait=10)
     metrics = requests.get(f"{orchestrator.url}/metrics", timeout=5)
     assert 'orchestrator_workflows_finished_total{status="COMPLETED"}' in metrics.text
+
+
+def test_a_participant_that_is_down_fails_its_step_after_retries_and_compensates(
+        tmp_path: Path, participants: Participants) -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens: every call is refused
+    o = Orchestrator(tmp_path, participants, SHIPPING_URL=down).start()
+    try:
+        wid = o.place("o-down").json()["workflowId"]
+        state = o.finished(wid)
+        assert state["status"] == "FAILED"
+        assert state["attempts"]["ship"] == 3  # STEP_MAX_ATTEMPTS in the test settings
+        assert effects(participants, "o-down") == {
+            "charge": 1, "reserve": 1, "release": 1, "refund": 1}
+    finally:
+        o.kill()
