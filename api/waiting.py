@@ -21,12 +21,14 @@ class ViewWaiter:
         self._hooked = False
 
     def _hook(self) -> None:
-        # The projection exists only once a worker started in this process.
-        if not self._hooked and self.system.projection is not None:
-            self.system.projection.listeners.append(self._written)
-            self._hooked = True
+        if self._hooked:
+            return
+        with self._cv:
+            if self._hooked:
+                return
+            self._hooked = self.system.watch_views(self._written)
 
-    def _written(self, position: int) -> None:
+    def _written(self) -> None:
         with self._cv:
             self._cv.notify_all()
 

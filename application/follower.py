@@ -30,13 +30,20 @@ class Follower:
         self.name, self.recorder, self.handler = name, recorder, handler
         self.start_position, self.wakeup, self.poll_s, self.batch = position, wakeup, poll_s, batch
         self.position = 0
-        self.head = 0  # the last position seen in the store
+        self._rewind: int | None = None
+        self._rewind_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"follow-{name}", daemon=True)
 
     def start(self) -> Follower:
         self._thread.start()
         return self
+
+    def rewind(self, position: int) -> None:
+        """Hands over again everything after `position` (when it is behind the reader)."""
+        with self._rewind_lock:
+            self._rewind = position if self._rewind is None else min(self._rewind, position)
+        self.wakeup.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -49,12 +56,16 @@ class Follower:
             try:
                 if failures or not loaded:
                     self.position, loaded = self.start_position(), True
+                with self._rewind_lock:
+                    if self._rewind is not None:
+                        self.position = min(self.position, self._rewind)
+                        self._rewind = None
                 self.wakeup.clear()
                 notes = self.recorder.select_notifications(
                     start=self.position + 1, limit=self.batch)
                 if notes:
                     self.handler(notes)
-                    self.position = self.head = notes[-1].id
+                    self.position = notes[-1].id
                 failures = 0
             except Exception:
                 failures += 1

@@ -71,7 +71,7 @@ class Orchestrator:
     def __init__(
         self, workflows: Workflows, participants: Participants, policy: RetryPolicy,
         bulkheads: dict[str, int], metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.time, loaders: int = 4,
+        clock: Callable[[], float] = time.time, loaders: int = 4, shards: int = 16,
     ) -> None:
         self.workflows, self.participants, self.policy = workflows, participants, policy
         self.metrics = metrics or NoMetrics()
@@ -89,31 +89,79 @@ class Orchestrator:
         self._running: dict[uuid.UUID, int] = {}  # unfinished workflow -> first position seen
         self._handled = 0
         self._stopping = False
+        self.shards = shards
+        self._owned: set[int] = set()  # the shards this process drives; others, elsewhere
+        self._catching_up: dict[int, tuple[int, int]] = {}  # shard -> (from, until) positions
+        self._cursor = 0  # the last position handed to handle(): moves back on a rewind
 
     # --- the event side ---------------------------------------------------------------------
 
     def handle(self, notifications: Sequence[Any]) -> None:
-        """Books a drive for each workflow that an event (not one of our own) concerns."""
+        """Books a drive for each workflow of ours that an event (not one we wrote) concerns."""
         for n in notifications:
+            wid = n.originator_id
             with self._lock:
-                self._handled = max(self._handled, n.id)
-                if self._known.get(n.originator_id, 0) >= n.originator_version:
+                self._handled, self._cursor = max(self._handled, n.id), n.id
+                if self.shard_of(wid) not in self._owned:
                     continue
-                self._running.setdefault(n.originator_id, n.id)
-            self.drive(n.originator_id)
+                if self._known.get(wid, 0) >= n.originator_version:
+                    continue
+                self._running.setdefault(wid, n.id)
+            self.drive(wid)
 
-    def position(self, default: int = 0) -> int:
-        """The last position such that every workflow with an event at or before it is either
-        finished or being driven from a later event: where a restart may resume."""
+    def shard_of(self, workflow_id: uuid.UUID) -> int:
+        """Workflows are spread over shards; one worker at a time drives a shard."""
+        return workflow_id.int % self.shards
+
+    def acquire(self, shard: int, resume_from: int) -> None:
+        """Starts driving the shard. Its events since `resume_from` must be handed to handle()
+        again (the caller rewinds the follower); until they have been, the shard's position
+        stays at `resume_from`."""
         with self._lock:
-            if self._running:
-                return min(self._running.values()) - 1
-            return max(self._handled, default)
+            self._owned.add(shard)
+            if resume_from < self._handled:
+                self._catching_up[shard] = (resume_from, self._handled)
+
+    def release(self, shard: int) -> None:
+        """Stops driving the shard; drives under way finish (see busy_in)."""
+        with self._lock:
+            self._owned.discard(shard)
+            self._catching_up.pop(shard, None)
+            for wid in [w for w in self._running if self.shard_of(w) == shard]:
+                del self._running[wid]
+
+    def owned(self) -> set[int]:
+        with self._lock:
+            return set(self._owned)
+
+    def positions(self) -> dict[int, int]:
+        """Per owned shard, the last position such that every workflow of the shard with an
+        event at or before it is finished or driven from a later event: where a restart of
+        that shard may resume."""
+        with self._lock:
+            if not self._handled:
+                return {}
+            lowest = {k: self._handled for k in self._owned}
+            for shard, (start, until) in list(self._catching_up.items()):
+                if self._cursor >= until:
+                    del self._catching_up[shard]
+                else:
+                    lowest[shard] = start
+            for wid, first in self._running.items():
+                shard = self.shard_of(wid)
+                if shard in lowest:
+                    lowest[shard] = min(lowest[shard], first - 1)
+            return lowest
+
+    def busy_in(self, shard: int) -> int:
+        """How many drives of the shard are under way."""
+        with self._lock:
+            return sum(1 for wid in self._busy if self.shard_of(wid) == shard)
 
     def drive(self, workflow_id: uuid.UUID) -> None:
         """Starts a drive of the workflow unless one is under way (then it runs again after)."""
         with self._lock:
-            if self._stopping:
+            if self._stopping or self.shard_of(workflow_id) not in self._owned:
                 return
             if workflow_id in self._busy:
                 self._again.add(workflow_id)

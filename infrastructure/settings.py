@@ -36,6 +36,7 @@ class Settings:
     allow_anonymous: bool = False
     participant_urls_given: bool = False
     log_json: bool = True
+    shards: int = 16
 
     @property
     def is_postgres(self) -> bool:
@@ -93,6 +94,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         operator_tokens=_tokens(env.get("OPERATOR_TOKENS")),
         allow_anonymous=env.get("ALLOW_ANONYMOUS", "") in ("1", "true", "yes"),
         log_json=env.get("LOG_FORMAT", "json") != "text",
+        shards=_int(env, "WORKER_SHARDS", 16, 1, 1024),
     )
 
 

@@ -10,6 +10,9 @@ from psycopg_pool import ConnectionPool
 from infrastructure.views_sql import SqlViews
 
 SCHEMA_LOCK = 0x6F72636865737472  # pg_advisory_xact_lock key: one process creates the tables
+CHANNEL = "workflow_views"  # NOTIFY after each write: wakes API processes waiting on views
+WORKERS = """CREATE TABLE IF NOT EXISTS orchestrator_workers (
+    worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL)"""
 
 
 class PostgresViews(SqlViews):
@@ -22,6 +25,12 @@ class PostgresViews(SqlViews):
             url, min_size=min_size, max_size=max_size, open=True, timeout=10,
             kwargs={"connect_timeout": 5}, check=ConnectionPool.check_connection)
         super().__init__()
+
+    def schema(self) -> list[str]:
+        return [*super().schema(), WORKERS]
+
+    def _after_write(self, cur: Any) -> None:
+        cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
 
     def create_tables(self) -> None:
         # Several processes may start at once: serialize the DDL instead of racing on it.

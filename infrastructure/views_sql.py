@@ -117,6 +117,10 @@ class SqlViews:
                     [(a.workflow_id, a.position, a.type, a.timestamp,
                       json.dumps(a.data, default=str)) for a in audit])
             self._put_position(cur, name, position)
+            self._after_write(cur)
+
+    def _after_write(self, cur: Any) -> None:
+        """A hook inside the write transaction (PostgreSQL tells listeners)."""
 
     def state(self, workflow_id: str) -> dict[str, Any] | None:
         return self._one("workflow_id", workflow_id)

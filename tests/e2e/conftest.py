@@ -16,8 +16,25 @@ def participants(tmp_path: Path) -> Iterator[Participants]:
     p.kill()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each end-to-end test runs on the embedded default and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/var/orch.sqlite3"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-def orchestrator(tmp_path: Path, participants: Participants) -> Iterator[Orchestrator]:
+def orchestrator(tmp_path: Path, participants: Participants,
+                 database_url: str) -> Iterator[Orchestrator]:
+    o = Orchestrator(tmp_path, participants, DATABASE_URL=database_url).start()
+    yield o
+    o.kill()
+
+
+@pytest.fixture
+def sqlite_orchestrator(tmp_path: Path, participants: Participants) -> Iterator[Orchestrator]:
+    """For checks of the HTTP surface, where the store makes no difference."""
     o = Orchestrator(tmp_path, participants).start()
     yield o
     o.kill()

@@ -41,50 +41,50 @@ def _nothing_started(o: Orchestrator) -> None:
 
 
 @pytest.mark.parametrize(("body", "status"), BAD_BODIES)
-def test_bad_bodies(orchestrator: Orchestrator, body: object, status: int) -> None:
-    _is_problem(orchestrator.place("o-bad", body), status)
-    _nothing_started(orchestrator)
-    assert requests.get(f"{orchestrator.url}/orders/o-bad", timeout=5).status_code == 404
+def test_bad_bodies(sqlite_orchestrator: Orchestrator, body: object, status: int) -> None:
+    _is_problem(sqlite_orchestrator.place("o-bad", body), status)
+    _nothing_started(sqlite_orchestrator)
+    assert requests.get(f"{sqlite_orchestrator.url}/orders/o-bad", timeout=5).status_code == 404
 
 
-def test_malformed_json_wrong_type_and_oversized_bodies(orchestrator: Orchestrator) -> None:
-    url = f"{orchestrator.url}/orders/o-bad/orchestrate"
+def test_malformed_json_wrong_type_and_oversized_bodies(sqlite_orchestrator: Orchestrator) -> None:
+    url = f"{sqlite_orchestrator.url}/orders/o-bad/orchestrate"
     _is_problem(requests.post(url, data="{not json", timeout=5,
                               headers={"Content-Type": "application/json"}), 400)
     _is_problem(requests.post(url, data="cents=1", timeout=5,
                               headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
     big = {**ORDER, "address": "x" * 400, "padding": "y" * (65 * 1024)}
     _is_problem(requests.post(url, json=big, timeout=5), 413)
-    _nothing_started(orchestrator)
+    _nothing_started(sqlite_orchestrator)
 
 
 @pytest.mark.parametrize("order_id", ["a" * 101, "has space", "semi;colon", "slash/inside"])
-def test_bad_order_ids(orchestrator: Orchestrator, order_id: str) -> None:
-    _is_problem(orchestrator.place(order_id), 400)
-    _nothing_started(orchestrator)
+def test_bad_order_ids(sqlite_orchestrator: Orchestrator, order_id: str) -> None:
+    _is_problem(sqlite_orchestrator.place(order_id), 400)
+    _nothing_started(sqlite_orchestrator)
 
 
 @pytest.mark.parametrize("query", ["wait=0", "wait=31", "wait=abc", "bogus=1"])
-def test_bad_query_parameters(orchestrator: Orchestrator, query: str) -> None:
-    r = requests.post(f"{orchestrator.url}/orders/o-q/orchestrate?{query}", json=ORDER,
+def test_bad_query_parameters(sqlite_orchestrator: Orchestrator, query: str) -> None:
+    r = requests.post(f"{sqlite_orchestrator.url}/orders/o-q/orchestrate?{query}", json=ORDER,
                       timeout=5)
     _is_problem(r, 400)
-    _nothing_started(orchestrator)
+    _nothing_started(sqlite_orchestrator)
 
 
 @pytest.mark.parametrize("query", ["status=NOPE", "limit=0", "limit=x", "createdAfter=yesterday",
                                    "after=%%%", "orderId=bad%20id", "unknown=1"])
-def test_bad_search_parameters(orchestrator: Orchestrator, query: str) -> None:
-    _is_problem(requests.get(f"{orchestrator.url}/workflows?{query}", timeout=5), 400)
+def test_bad_search_parameters(sqlite_orchestrator: Orchestrator, query: str) -> None:
+    _is_problem(requests.get(f"{sqlite_orchestrator.url}/workflows?{query}", timeout=5), 400)
 
 
-def test_unknown_things_are_404_problems(orchestrator: Orchestrator) -> None:
+def test_unknown_things_are_404_problems(sqlite_orchestrator: Orchestrator) -> None:
     for path in ("/workflows/not-a-uuid", "/workflows/00000000-0000-0000-0000-000000000000",
                  "/workflows/00000000-0000-0000-0000-000000000000/audit", "/orders/nope",
                  "/no/such/path"):
-        _is_problem(requests.get(f"{orchestrator.url}{path}", timeout=5), 404)
+        _is_problem(requests.get(f"{sqlite_orchestrator.url}{path}", timeout=5), 404)
     for action in ("retry", "cancel"):
         _is_problem(requests.post(
-            f"{orchestrator.url}/workflows/00000000-0000-0000-0000-000000000000/{action}",
+            f"{sqlite_orchestrator.url}/workflows/00000000-0000-0000-0000-000000000000/{action}",
             timeout=5), 404)
-    _is_problem(requests.delete(f"{orchestrator.url}/health", timeout=5), 405)
+    _is_problem(requests.delete(f"{sqlite_orchestrator.url}/health", timeout=5), 405)

@@ -10,10 +10,10 @@ from tests.e2e.harness import TERMINAL, Orchestrator, Participants, wait_until
 
 
 def test_kill_9_mid_flight_then_restart_finishes_every_workflow_once(
-        tmp_path: Path, participants: Participants) -> None:
+        tmp_path: Path, participants: Participants, database_url: str) -> None:
     participants.faults({"charge": {"delay_ms": 50}, "reserve": {"delay_ms": 100},
                          "ship": {"delay_ms": 150}})
-    first = Orchestrator(tmp_path, participants).start()
+    first = Orchestrator(tmp_path, participants, DATABASE_URL=database_url).start()
     orders = [f"crash-{i}" for i in range(40)]
     with ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(lambda o: first.place(o).json()["workflowId"], orders))
@@ -22,7 +22,7 @@ def test_kill_9_mid_flight_then_restart_finishes_every_workflow_once(
     first.kill()
     assert participants.stats()["orders"]["completed"] < len(orders), "killed too late"
 
-    second = Orchestrator(tmp_path, participants).start()
+    second = Orchestrator(tmp_path, participants, DATABASE_URL=database_url).start()
     try:
         for wid in ids:
             assert second.finished(wid, timeout=60)["status"] == "COMPLETED"
