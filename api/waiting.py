@@ -1,65 +1,104 @@
 """Waiting for the views: read-your-writes after a command, and `?wait=S` for a terminal
-status. In a process that runs the projection, its writes wake the waiters; elsewhere
-waiters poll the views, quickly at first."""
+status. One thread serves every waiting request: after each write to the views (told by the
+projection in this process, or by PostgreSQL NOTIFY from another) it looks up all that is
+awaited in one query, instead of each request polling on its own."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from domain.workflow import TERMINAL
 from infrastructure.bootstrap import System
 
 
+class _Wait:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.state: dict[str, Any] | None = None
+
+
 class ViewWaiter:
     """Blocks a request until the views show what it needs, or a deadline passes."""
 
-    def __init__(self, system: System):
-        self.system = system
-        self._cv = threading.Condition()
-        self._hooked = False
+    def __init__(self, system: System, poll_s: float = 0.05):
+        self.system, self.poll_s = system, poll_s
+        self._lock = threading.Lock()
+        self._workflows: dict[str, list[_Wait]] = {}
+        self._positions: list[tuple[int, threading.Event]] = []
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def _hook(self) -> None:
-        if self._hooked:
-            return
-        with self._cv:
-            if self._hooked:
-                return
-            self._hooked = self.system.watch_views(self._written)
-
-    def _written(self) -> None:
-        with self._cv:
-            self._cv.notify_all()
-
-    def until(self, ready: Callable[[], Any], timeout_s: float) -> Any:
-        """Returns ready()'s first truthy answer, or its last answer at the deadline."""
-        self._hook()
-        deadline = time.monotonic() + timeout_s
-        pause = 0.002
-        while True:
-            answer = ready()
-            left = deadline - time.monotonic()
-            if answer or left <= 0:
-                return answer
-            with self._cv:
-                self._cv.wait(min(pause, left))
-            # Woken by the projection when it runs here; otherwise keep polling briskly.
-            pause = min(pause * 2, 0.25 if self._hooked else 0.05)
+    def terminal(self, workflow_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """The workflow's state view once terminal, or None at the deadline."""
+        wait = _Wait()
+        with self._lock:
+            self._workflows.setdefault(workflow_id, []).append(wait)
+        self._ensure_running()
+        try:
+            wait.done.wait(timeout_s)
+            return wait.state
+        finally:
+            with self._lock:
+                waits = self._workflows.get(workflow_id, [])
+                if wait in waits:
+                    waits.remove(wait)
+                if not waits:
+                    self._workflows.pop(workflow_id, None)
 
     def caught_up(self, position: int | None, timeout_s: float = 5.0) -> bool:
         """Waits until the state views include the store up to `position`."""
         if position is None:
             return True
-        views = self.system.views
-        return bool(self.until(lambda: views.position("workflow_views") >= position, timeout_s))
+        done = threading.Event()
+        entry = (position, done)
+        with self._lock:
+            self._positions.append(entry)
+        self._ensure_running()
+        try:
+            return done.wait(timeout_s)
+        finally:
+            with self._lock:
+                if entry in self._positions:
+                    self._positions.remove(entry)
 
-    def terminal(self, workflow_id: str, timeout_s: float) -> dict[str, Any] | None:
-        """The workflow's state view once terminal, or None at the deadline."""
-        views = self.system.views
+    def _ensure_running(self) -> None:
+        self._wakeup.set()
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self.system.watch_views(self._written)
+                self._thread = threading.Thread(target=self._run, name="view-waiter",
+                                                daemon=True)
+                self._thread.start()
 
-        def done() -> dict[str, Any] | None:
-            state = views.state(workflow_id)
-            return state if state and state["status"] in TERMINAL else None
+    def _written(self, states: list[dict[str, Any]] | None = None) -> None:
+        if states:  # the projection says what it wrote: no need to read it back
+            self._resolve({s["workflowId"]: s for s in states})
+        self._wakeup.set()
 
-        return self.until(done, timeout_s)
+    def _run(self) -> None:
+        while True:
+            self._wakeup.wait(self.poll_s)
+            self._wakeup.clear()
+            with self._lock:
+                wanted = list(self._workflows)
+                positions = list(self._positions)
+            try:
+                if positions:
+                    reached = self.system.views.position("workflow_views")
+                    for position, done in positions:
+                        if reached >= position:
+                            done.set()
+                if wanted:
+                    self._resolve(self.system.views.states(wanted))
+            except Exception:  # noqa: BLE001 - the store is down: waiters time out, we retry
+                self._wakeup.wait(0.5)
+
+    def _resolve(self, states: dict[str, dict[str, Any]]) -> None:
+        with self._lock:
+            for wid, state in states.items():
+                if state["status"] in TERMINAL:
+                    for wait in self._workflows.get(wid, []):
+                        wait.state = state
+                        wait.done.set()

@@ -86,6 +86,7 @@ class Orchestrator:
         self._busy: set[uuid.UUID] = set()  # a drive is under way
         self._again: set[uuid.UUID] = set()  # something new arrived during that drive
         self._known: OrderedDict[uuid.UUID, int] = OrderedDict()  # versions we wrote ourselves
+        self._doubtful: set[uuid.UUID] = set()  # a drive died after its call: outcome unknown
         self._running: dict[uuid.UUID, int] = {}  # unfinished workflow -> first position seen
         self._handled = 0
         self._stopping = False
@@ -196,7 +197,13 @@ class Orchestrator:
         try:
             work(*args)
         except Exception:
-            log.exception("drive failed; retrying", extra={"workflow_id": str(workflow_id)})
+            with self._lock:
+                stopping = self._stopping
+                self._doubtful.add(workflow_id)
+            if stopping:  # the stores closed under a call abandoned at the end of the grace
+                log.info("drive abandoned at stop", extra={"workflow_id": str(workflow_id)})
+            else:
+                log.exception("drive failed; retrying", extra={"workflow_id": str(workflow_id)})
             self._end(workflow_id, finished=None, retry_in=1.0)
 
     def _load_and_go(self, workflow_id: uuid.UUID) -> None:
@@ -205,16 +212,21 @@ class Orchestrator:
         except WorkflowNotFound:
             self._end(workflow_id, finished=None)
             return
-        self._settle(workflow, None)
+        with self._lock:
+            # Not driven here before (a restart), or a drive here died mid-call: a call may be
+            # in flight or done unrecorded, as far as we can tell.
+            fresh = workflow_id not in self._known or workflow_id in self._doubtful
+            self._doubtful.discard(workflow_id)
+        self._settle(workflow, None, fresh)
 
-    def _settle(self, workflow: Workflow, apply: Apply | None) -> None:
+    def _settle(self, workflow: Workflow, apply: Apply | None, fresh: bool = False) -> None:
         """Applies an outcome, takes the transitions that follow, records them, then makes the
         next call or waits. A concurrent writer (a cancel, a retry) makes us re-apply the
         outcome to the newest version: outcomes are idempotent on the aggregate."""
         for _ in range(20):
             if apply is not None:
                 apply(workflow)
-            due = workflow.advance()
+            due = workflow.advance(fresh)
             if not workflow.pending_events:
                 break
             try:

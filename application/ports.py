@@ -46,7 +46,8 @@ class Transient:
 
     `retry_after` is the participant's Retry-After in seconds, when it sent one.
     `maybe_applied` is False only when the participant surely did nothing (the connection was
-    refused, or it answered 408, 409 or 429); a 5xx or a timeout may hide a done effect."""
+    refused, or it answered 408 or 429); a 5xx, a 409 (the same key still in progress) or a
+    timeout may hide a done effect."""
 
     detail: str
     status: int | None = None

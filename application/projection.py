@@ -15,7 +15,8 @@ class WorkflowProjection:
 
     def __init__(self, views: WorkflowViews, mapper: Mapper[Any], name: str = "workflow_views"):
         self.views, self.mapper, self.name = views, mapper, name
-        self.listeners: list[Callable[[int], None]] = []  # told each position written
+        # told what each batch wrote: its position and the state views
+        self.listeners: list[Callable[[int, list[dict[str, Any]]], None]] = []
 
     def position(self) -> int:
         return self.views.position(self.name)
@@ -34,4 +35,4 @@ class WorkflowProjection:
         audit = [AuditEntry.of(e) for e in events]
         self.views.write(self.name, touched, audit, notifications[-1].id)
         for listener in self.listeners:
-            listener(notifications[-1].id)
+            listener(notifications[-1].id, touched)

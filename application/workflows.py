@@ -14,6 +14,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Recording
 
+from application.batching import SaveBatcher
 from domain.workflow import InvalidTransition, Workflow
 
 MAX_CENTS = 10**12
@@ -70,6 +71,17 @@ class Workflows(Application[uuid.UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._listeners: list[threading.Event] = []
+        self._batcher = SaveBatcher(super().save)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
+        """Saves one aggregate together with those other threads are saving (group commit)."""
+        if len(objs) == 1 and not kwargs and isinstance(objs[0], Workflow):
+            return self._batcher.save(objs[0])
+        return super().save(*objs, **kwargs)
+
+    def close(self) -> None:
+        self._batcher.close()
+        super().close()
 
     def start(self, order_id: str, cents: int, skus: list[str], address: str) -> Started:
         """Starts the order's workflow, or finds the one it already has (same body)."""
@@ -87,7 +99,7 @@ class Workflows(Application[uuid.UUID]):
     def load(self, workflow_id: uuid.UUID) -> Workflow:
         """The workflow as recorded now."""
         try:
-            return self.repository.get(workflow_id)  # type: ignore[no-any-return]
+            return self.repository.get(workflow_id)
         except AggregateNotFoundError:
             raise WorkflowNotFound(workflow_id) from None
 

@@ -79,12 +79,18 @@ class Workflow(Aggregate):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def advance(self) -> Due | None:
-        """Takes every transition that needs no call, then names the call that is due, if any."""
+    def advance(self, fresh: bool = False) -> Due | None:
+        """Takes every transition that needs no call, then names the call that is due, if any.
+
+        `fresh` says the caller cannot know whether an earlier driver (one that crashed or
+        stopped) had the due call in flight: a cancel then treats that step as possibly done."""
         while True:
             if self.status in FORWARD:
                 if self.cancel_requested:
-                    self.compensation_started(reason="cancelled", error="cancelled by client")
+                    pending = next((s for s in STEPS if s not in self.results), None)
+                    self.compensation_started(
+                        reason="cancelled", error="cancelled by client",
+                        doubtful=pending if fresh else None)
                     continue
                 step = next((s for s in STEPS if s not in self.results), None)
                 if step is None:
@@ -166,7 +172,7 @@ class Workflow(Aggregate):
         )
         if not gives_up:
             return
-        if action in STEPS and self.status == "COMPENSATING" and not uncertain:
+        if action in STEPS and self.status == "COMPENSATING" and action not in self.uncertain:
             return  # a clear "no" to a doubtful step: nothing was applied, nothing to undo
         if action in STEPS and self.status in FORWARD:
             self.compensation_started(reason="failed", error=f"{action}: {error}")
@@ -226,16 +232,22 @@ class Workflow(Aggregate):
         if action in STEPS and step not in self.results:
             if uncertain and step not in self.uncertain:
                 self.uncertain.append(step)
-            elif not uncertain and step in self.uncertain:
-                self.uncertain.remove(step)  # a clear "no" settles an earlier doubt
+            elif not retryable and step in self.uncertain:
+                # A rejection under the same key settles an earlier doubt: had that call taken
+                # effect, the participant would have answered with its stored result.
+                self.uncertain.remove(step)
         self.retry_at = retry_at
         self.error = f"{action}: {error}"
 
     @event("CompensationStarted")
-    def compensation_started(self, reason: str, error: str | None) -> None:
+    def compensation_started(
+        self, reason: str, error: str | None, doubtful: str | None = None,
+    ) -> None:
         self.status, self.reason, self.error = "COMPENSATING", reason, error
         self.retry_at = None
         self.budget = {}
+        if doubtful and doubtful not in self.uncertain:
+            self.uncertain.append(doubtful)
 
     @event("Compensated")
     def compensated(self, step: str, action: str, attempt: int) -> None:

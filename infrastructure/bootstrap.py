@@ -151,17 +151,18 @@ class System:
         if follower is not None:
             follower.stop()
 
-    def watch_views(self, callback: Callable[[], None]) -> bool:
-        """Calls `callback()` after each write to the views, whichever process makes it;
-        False where that cannot be known (the caller polls)."""
+    def watch_views(self, callback: Callable[[list[dict[str, Any]] | None], None]) -> bool:
+        """Calls `callback(states)` after each write to the views, whichever process makes
+        it (`states` are those written, when this process wrote them, else None); False where
+        that cannot be known (the caller polls)."""
         if self.projection is not None:  # the projection runs in this process
-            self.projection.listeners.append(lambda position: callback())
+            self.projection.listeners.append(lambda position, states: callback(states))
             return True
         if self.settings.is_postgres:
             from infrastructure.pg_listen import Listener
             from infrastructure.views_postgres import CHANNEL
 
-            Listener(self.settings.database_url, CHANNEL, callback).start()
+            Listener(self.settings.database_url, CHANNEL, lambda: callback(None)).start()
             return True
         return False
 

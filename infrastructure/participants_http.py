@@ -101,7 +101,7 @@ def classify(action: str, response: requests.Response) -> Outcome:
     if status in TRANSIENT_STATUSES or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return Transient(_detail(response), status=status, retry_after=retry_after,
-                         maybe_applied=status >= 500)
+                         maybe_applied=status >= 500 or status == 409)
     if 400 <= status < 500:
         return Rejected(status=status, detail=_detail(response))
     # 1xx/3xx: a misrouted or misconfigured endpoint; not a business "no", so worth retrying

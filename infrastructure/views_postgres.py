@@ -23,7 +23,7 @@ class PostgresViews(SqlViews):
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
         self.pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, open=True, timeout=10,
-            kwargs={"connect_timeout": 5}, check=ConnectionPool.check_connection)
+            kwargs={"connect_timeout": 5})
         super().__init__()
 
     def schema(self) -> list[str]:
