@@ -26,11 +26,16 @@ def _settings() -> Settings:
     return settings
 
 
-def _until_signal() -> None:
-    """Blocks until SIGINT or SIGTERM."""
+def _on_stop_signal() -> threading.Event:
+    """An event set by SIGINT or SIGTERM; installed before anything starts, so that a stop
+    asked for during start-up is a clean stop too."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _until(stop: threading.Event) -> None:
     while not stop.wait(0.5):
         pass
 
@@ -54,6 +59,7 @@ def run(port: int, participants_port: int) -> None:
     from infrastructure.metrics import PrometheusMetrics
 
     settings = _settings()
+    stop = _on_stop_signal()
     servers: list[Any] = []
     if not settings.participant_urls_given:
         url = f"http://127.0.0.1:{participants_port}"
@@ -71,7 +77,7 @@ def run(port: int, participants_port: int) -> None:
     log.info("orchestrator on http://127.0.0.1:%d (store %s)", port,
              settings.redacted_database_url())
     click.echo(f"orchestrator listening on http://127.0.0.1:{port}  (Ctrl-C stops it)", err=True)
-    _until_signal()
+    _until(stop)
     click.echo("stopping: finishing the calls in flight", err=True)
     servers[-1].shutdown()
     system.stop(grace_s=10)
@@ -86,9 +92,10 @@ def worker() -> None:
     from infrastructure.metrics import PrometheusMetrics
 
     settings = _settings()
+    stop = _on_stop_signal()
     system = bootstrap(settings, metrics=PrometheusMetrics()).start_worker()
     log.info("worker started (store %s)", settings.redacted_database_url())
-    _until_signal()
+    _until(stop)
     log.info("worker stopping: finishing the calls in flight")
     finished = system.stop(grace_s=10)
     log.info("worker stopped (%s)", "all calls finished" if finished else "grace period over")

@@ -2,6 +2,7 @@
 subprocess of its own speaking HTTP on loopback, so a test can kill one and keep the other."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,7 +53,7 @@ class Process:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api", *self.args], cwd=self.cwd, env=self.env,
-            stdout=out, stderr=subprocess.STDOUT)
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(lambda: self._alive() and requests.get(f"{self.url}/health", timeout=1).ok,
                    20, f"{self.name} to answer /health (log: {self.log})")
         return self
@@ -64,9 +65,10 @@ class Process:
         return True
 
     def kill(self) -> None:
-        """SIGKILL: no cleanup, no grace; what a crash looks like."""
+        """SIGKILL to the process and its children (gunicorn's workers): a crash."""
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def terminate(self, timeout: float = 20) -> int:
@@ -120,3 +122,56 @@ class Orchestrator(Process):
     def audit_types(self, workflow_id: str) -> list[str]:
         audit = requests.get(f"{self.url}/workflows/{workflow_id}/audit", timeout=5).json()
         return [e["type"] for e in audit["events"]]
+
+
+class Api(Process):
+    """`orchestrator api` (gunicorn) on PostgreSQL: it serves, and runs no saga."""
+
+    def __init__(self, tmp: Path, database_url: str, workers: int = 2, **env: str):
+        port = free_port()
+        full = {**os.environ, **FAST, "DATABASE_URL": database_url, **env}
+        super().__init__(["api", "--port", str(port), "--workers", str(workers)], full, tmp,
+                         port, f"api-{port}")
+
+
+class Worker(Process):
+    """`orchestrator worker`: no HTTP; ready once its heartbeat is in the database."""
+
+    count = 0
+
+    def __init__(self, tmp: Path, database_url: str, participants: Participants, **env: str):
+        Worker.count += 1
+        full = {**os.environ, **FAST, "DATABASE_URL": database_url,
+                "PAYMENT_URL": participants.url, "INVENTORY_URL": participants.url,
+                "SHIPPING_URL": participants.url, **env}
+        super().__init__(["worker"], full, tmp, 0, f"worker-{Worker.count}")
+        self.database_url = database_url
+
+    def start(self) -> Worker:
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "api", *self.args], cwd=self.cwd,
+                                     env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_until(lambda: self._alive() and self._beating(), 20,
+                   f"{self.name} to join (log: {self.log})")
+        return self
+
+    def _beating(self) -> bool:
+        import psycopg
+
+        pid = f":{self.proc.pid}:" if self.proc else "?"
+        try:
+            with psycopg.connect(self.database_url) as conn:
+                rows = conn.execute("SELECT worker_id FROM orchestrator_workers").fetchall()
+        except psycopg.errors.UndefinedTable:  # the worker has not created its tables yet
+            return False
+        return any(pid in r[0] for r in rows)
+
+
+def live_workers(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM orchestrator_workers "
+                           "WHERE last_seen > now() - interval '5 seconds'").fetchone()
+    return int(row[0]) if row else 0
