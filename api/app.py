@@ -1,8 +1,6 @@
 """The Flask app factory: one blueprint per resource, problem+json errors, bearer tokens."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from api import errors
@@ -13,7 +11,7 @@ from infrastructure.bootstrap import System
 MAX_BODY = 64 * 1024
 
 
-def create_app(system: System, metrics: Any = None) -> Flask:
+def create_app(system: System) -> Flask:
     """The API over `system`; GET endpoints read its views, commands go to its workflows."""
     from api import events, operations, orders, workflows
 
@@ -22,7 +20,6 @@ def create_app(system: System, metrics: Any = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["system"] = system
     app.extensions["waiter"] = ViewWaiter(system)
-    app.extensions["metrics"] = metrics
     errors.register(app)
     install_access(app, system.settings)
     for blueprint in (orders.bp, workflows.bp, events.bp, operations.bp):

@@ -86,14 +86,18 @@ def run(port: int, participants_port: int) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option("--metrics-port", type=int, default=None,
+              help="serve this worker's Prometheus metrics on 127.0.0.1:PORT/metrics")
+def worker(metrics_port: int | None) -> None:
     """The process application, the participant calls and the projections."""
     from infrastructure.bootstrap import bootstrap
-    from infrastructure.metrics import PrometheusMetrics
+    from infrastructure.metrics import PrometheusMetrics, serve_metrics
 
     settings = _settings()
     stop = _on_stop_signal()
     system = bootstrap(settings, metrics=PrometheusMetrics()).start_worker()
+    if metrics_port is not None:
+        serve_metrics(metrics_port, system)
     log.info("worker started (store %s)", settings.redacted_database_url())
     _until(stop)
     log.info("worker stopping: finishing the calls in flight")
@@ -117,6 +121,24 @@ def api(host: str, port: int, workers: int) -> None:
             f"refusing to serve on {host} without API_TOKENS or OPERATOR_TOKENS; "
             "set tokens, or ALLOW_ANONYMOUS=1 to accept anonymous clients")
     serve(settings, host, port, workers)
+
+
+@main.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command("init")
+def db_init() -> None:
+    """Creates the event store's and the views' tables (every process also does it at start,
+    one at a time; this lets a deploy do it first)."""
+    from infrastructure.bootstrap import bootstrap
+
+    settings = _settings()
+    system = bootstrap(settings)
+    system.views.close()
+    system.workflows.close()
+    click.echo(f"tables ready in {settings.redacted_database_url()}")
 
 
 @main.command()

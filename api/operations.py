@@ -34,9 +34,8 @@ def prometheus() -> Response:
     system = current_app.extensions["system"]
 
     def refresh() -> None:
-        if system.projection is not None:
-            head = system.workflows.recorder.max_notification_id() or 0
-            metrics.set_lag("workflow_views", head - system.views.position("workflow_views"))
+        head = system.workflows.recorder.max_notification_id() or 0
+        metrics.set_lag("workflow_views", head - system.views.position("workflow_views"))
         participants = system.participants
         if participants is not None and hasattr(participants, "breaker_states"):
             metrics.set_breakers(participants.breaker_states())

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from api import requests_parsing as parse
 from api.errors import Problem
+from infrastructure import metrics
 
 bp = Blueprint("orders", __name__)
 
@@ -21,6 +22,8 @@ def orchestrate(raw_order_id: str) -> tuple[Response, int] | Response:
     started = system.workflows.start(order_id, body.get("cents"), body.get("skus"),
                                      body.get("address"))
     wid = str(started.workflow_id)
+    if started.created:
+        metrics.STARTED.inc()
     if wait:
         state = waiter.terminal(wid, wait)
         if state is not None:

@@ -224,6 +224,7 @@ class Orchestrator:
         next call or waits. A concurrent writer (a cancel, a retry) makes us re-apply the
         outcome to the newest version: outcomes are idempotent on the aggregate."""
         for _ in range(20):
+            was_terminal = workflow.is_terminal
             if apply is not None:
                 apply(workflow)
             due = workflow.advance(fresh)
@@ -239,8 +240,9 @@ class Orchestrator:
         wid = workflow.id
         self._remember(wid, workflow.version)
         if due is None:
-            if workflow.is_terminal:
+            if workflow.is_terminal and not was_terminal:  # it ended in this drive
                 self.metrics.workflow_finished(workflow.status)
+                log.info("workflow %s", workflow.status, extra=_context(wid))
             self._end(wid, finished=workflow.status)
             return
         wait = (due.not_before or 0) - self.clock()
@@ -259,7 +261,7 @@ class Orchestrator:
         wid = workflow.id
         call = Call(
             action=due.action, workflow_id=str(wid), idempotency_key=f"{wid}:{due.action}",
-            args=due.args, traceparent=f"00-{wid.hex}-{uuid.uuid4().hex[:16]}-01",
+            args=due.args, traceparent=f"00-{_context(wid)['trace_id']}-{uuid.uuid4().hex[:16]}-01",
         )
         started = time.monotonic()
         outcome = self.participants.call(call)
@@ -267,6 +269,9 @@ class Orchestrator:
             self.participants.participant_of(due.action), due.action,
             type(outcome).__name__.lower(), time.monotonic() - started,
         )
+        if not isinstance(outcome, Succeeded):
+            log.warning("%s attempt %d: %s", due.action, due.attempt, outcome,
+                        extra=_context(wid, action=due.action))
         apply = self._applier(due, outcome)
         if apply is None:  # no call was made (breaker open, rate limited): wait, then again
             self._end(wid, finished=None, retry_in=getattr(outcome, "retry_in", 1.0))
@@ -322,3 +327,9 @@ class Orchestrator:
             self.timers.call_later(retry_in, lambda: self.drive(workflow_id))
         if again:
             self.drive(workflow_id)
+
+
+def _context(workflow_id: uuid.UUID, **more: str) -> dict[str, str]:
+    """What a log line about a workflow carries: its id, and its trace id (derived from the
+    id, so every call of one workflow shares one trace)."""
+    return {"workflow_id": str(workflow_id), "trace_id": workflow_id.hex, **more}

@@ -2,11 +2,12 @@
 settings. Tests swap a part in here (a fake participant, say) instead of patching modules."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -20,6 +21,24 @@ from infrastructure.settings import Settings
 from infrastructure.views_sql import SqliteViews, SqlViews
 
 log = logging.getLogger("orchestrator.bootstrap")
+
+
+@contextlib.contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """Serializes table creation among processes starting at once: CREATE TABLE IF NOT
+    EXISTS is not safe against a concurrent twin in PostgreSQL."""
+    if not settings.is_postgres:
+        yield
+        return
+    import psycopg
+
+    key = 0x6F72636873746172  # not the views' own DDL lock, which is taken inside this one
+    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def store_env(settings: Settings) -> dict[str, str]:
@@ -236,7 +255,9 @@ def shard_name(shard: int) -> str:
 
 def bootstrap(settings: Settings, participants: Participants | None = None,
               metrics: Metrics | None = None, **overrides: Any) -> System:
-    """Builds the system for these settings; `participants` replaces the HTTP ones."""
-    workflows = Workflows(env=store_env(settings))
-    views = overrides.get("views") or build_views(settings)
+    """Builds the system for these settings; `participants` replaces the HTTP ones. Creates
+    the tables that are missing, one process at a time."""
+    with schema_lock(settings):
+        workflows = Workflows(env=store_env(settings))
+        views = overrides.get("views") or build_views(settings)
     return System(settings, workflows, views, participants=participants, metrics=metrics)

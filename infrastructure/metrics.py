@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -56,6 +57,17 @@ def render(refresh: Callable[[], None] | None = None) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def serve_metrics(port: int, system: Any) -> None:
+    """Serves this process's metrics on 127.0.0.1:`port` (a worker has no API of its own)."""
+    from prometheus_client import start_http_server
+
+    if hasattr(system.participants, "breaker_states"):
+        for participant in system.participants.breaker_states():
+            BREAKER.labels(participant).set_function(  # read at each scrape
+                lambda p=participant: float(system.participants.breaker_states()[p] != "closed"))
+    start_http_server(port, addr="127.0.0.1")
 
 
 def set_breakers(states: dict[str, str]) -> None:

@@ -158,3 +158,50 @@ def test_the_database_url_password_never_reaches_a_log_line(
     log = worker.log.read_text()
     assert "hunter2-pw" not in log
     assert "root:***@" in log
+
+
+def test_worker_logs_are_json_lines_with_workflow_and_trace_ids_and_it_has_metrics(
+        tmp_path: Path, pg_url: str, participants: Participants) -> None:
+    import json
+
+    from tests.conftest import free_port
+
+    participants.faults({"reserve": {"status": 503, "count": 1}})
+    port = free_port()
+    worker = Worker(tmp_path, pg_url, participants, LOG_FORMAT="json")
+    worker.args += ["--metrics-port", str(port)]
+    worker.start()
+    api = Api(tmp_path, pg_url).start()
+    try:
+        wid = place(api, "logged").json()["workflowId"]
+        assert finished(api, wid)["status"] == "COMPLETED"
+        done = 'orchestrator_workflows_finished_total{status="COMPLETED"} 1.0'
+        scraped = wait_until(  # the worker counts just after the view shows it
+            lambda: done in (text := requests.get(f"http://127.0.0.1:{port}/metrics",
+                                                  timeout=5).text) and text, 5, done)
+        assert 'orchestrator_participant_call_seconds_count{action="reserve",' in scraped
+        assert 'orchestrator_retries_total{action="reserve"} 1.0' in scraped
+        assert 'orchestrator_breaker_open{participant="inventory"} 0.0' in scraped
+        api_metrics = requests.get(f"{api.url}/metrics", timeout=5).text
+        assert "orchestrator_workflows_started_total" in api_metrics
+        assert 'orchestrator_projection_lag_events{projection="workflow_views"}' in api_metrics
+    finally:
+        api.kill()
+        assert worker.terminate() == 0
+    lines = [json.loads(line) for line in worker.log.read_text().splitlines()
+             if line.startswith("{")]
+    about = [line for line in lines if line.get("workflow_id") == wid]
+    assert {line["msg"] for line in about} >= {"workflow COMPLETED"}
+    assert any(line["level"] == "warning" and line.get("action") == "reserve" for line in about)
+    assert all(line["trace_id"] == wid.replace("-", "") for line in about)
+
+
+def test_many_processes_starting_at_once_on_an_empty_database_race_on_no_table(
+        tmp_path: Path, pg_url: str) -> None:
+    env = {**Api(tmp_path, pg_url).env}
+    starts = [subprocess.Popen([sys.executable, "-m", "api", "db", "init"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+              for _ in range(4)]
+    results = [p.communicate(timeout=60) for p in starts]
+    assert [p.returncode for p in starts] == [0, 0, 0, 0], results
+    assert all(b"tables ready" in out for out, _ in results)
