@@ -99,6 +99,7 @@ class Orchestrator:
 
     def handle(self, notifications: Sequence[Any]) -> None:
         """Books a drive for each workflow of ours that an event (not one we wrote) concerns."""
+        latest = {n.originator_id: n for n in notifications}  # one drive per workflow
         for n in notifications:
             wid = n.originator_id
             with self._lock:
@@ -108,7 +109,8 @@ class Orchestrator:
                 if self._known.get(wid, 0) >= n.originator_version:
                     continue
                 self._running.setdefault(wid, n.id)
-            self.drive(wid)
+            if latest[wid] is n:
+                self.drive(wid, n if n.originator_version == 1 else None)
 
     def shard_of(self, workflow_id: uuid.UUID) -> int:
         """Workflows are spread over shards; one worker at a time drives a shard."""
@@ -159,7 +161,7 @@ class Orchestrator:
         with self._lock:
             return sum(1 for wid in self._busy if self.shard_of(wid) == shard)
 
-    def drive(self, workflow_id: uuid.UUID) -> None:
+    def drive(self, workflow_id: uuid.UUID, first: Any = None) -> None:
         """Starts a drive of the workflow unless one is under way (then it runs again after)."""
         with self._lock:
             if self._stopping or self.shard_of(workflow_id) not in self._owned:
@@ -168,7 +170,7 @@ class Orchestrator:
                 self._again.add(workflow_id)
                 return
             self._busy.add(workflow_id)
-        self.loader.submit(self._guard, workflow_id, self._load_and_go, workflow_id)
+        self.loader.submit(self._guard, workflow_id, self._load_and_go, workflow_id, first)
 
     def busy(self) -> int:
         """How many workflows have a drive under way."""
@@ -206,9 +208,14 @@ class Orchestrator:
                 log.exception("drive failed; retrying", extra={"workflow_id": str(workflow_id)})
             self._end(workflow_id, finished=None, retry_in=1.0)
 
-    def _load_and_go(self, workflow_id: uuid.UUID) -> None:
+    def _load_and_go(self, workflow_id: uuid.UUID, first: Any = None) -> None:
         try:
-            workflow = self.workflows.load(workflow_id)
+            if first is not None:
+                # A new workflow: its one event is in hand, so skip reading it back. Were
+                # there a newer event, our first save would conflict and reload.
+                workflow = self.workflows.mapper.to_domain_event(first).mutate(None)
+            else:
+                workflow = self.workflows.load(workflow_id)
         except WorkflowNotFound:
             self._end(workflow_id, finished=None)
             return
