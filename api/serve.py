@@ -11,7 +11,7 @@ from gunicorn.app.base import BaseApplication
 from infrastructure.settings import Settings
 
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
+class _Gunicorn(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]):
         self.settings, self.options = settings, options
         super().__init__()

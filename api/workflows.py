@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify
 
@@ -14,7 +15,7 @@ bp = Blueprint("workflows", __name__)
 STATUSES = (*FORWARD, "COMPENSATING", *TERMINAL)
 
 
-def _system():  # type: ignore[no-untyped-def]
+def _system() -> Any:
     return current_app.extensions["system"]
 
 

@@ -213,7 +213,8 @@ class Orchestrator:
             if first is not None:
                 # A new workflow: its one event is in hand, so skip reading it back. Were
                 # there a newer event, our first save would conflict and reload.
-                workflow = self.workflows.mapper.to_domain_event(first).mutate(None)
+                started: Any = self.workflows.mapper.to_domain_event(first)
+                workflow = started.mutate(None)
             else:
                 workflow = self.workflows.load(workflow_id)
         except WorkflowNotFound:

@@ -63,10 +63,13 @@ def serve_metrics(port: int, system: Any) -> None:
     """Serves this process's metrics on 127.0.0.1:`port` (a worker has no API of its own)."""
     from prometheus_client import start_http_server
 
-    if hasattr(system.participants, "breaker_states"):
-        for participant in system.participants.breaker_states():
-            BREAKER.labels(participant).set_function(  # read at each scrape
-                lambda p=participant: float(system.participants.breaker_states()[p] != "closed"))
+    participants = system.participants
+    if hasattr(participants, "breaker_states"):
+        for participant in participants.breaker_states():
+            def is_open(name: str = participant) -> float:  # read at each scrape
+                return float(participants.breaker_states()[name] != "closed")
+
+            BREAKER.labels(participant).set_function(is_open)
     start_http_server(port, addr="127.0.0.1")
 
 
