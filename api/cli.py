@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from api.cli_ops import audit, projections, workflows
 from infrastructure import logs
 from infrastructure.settings import Settings, SettingsError, load
 
@@ -154,3 +155,8 @@ def participants(host: str, port: int, db: str) -> None:
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     click.echo(f"demo participants on http://{host}:{port}", err=True)
     serve_participants(host, port, db)
+
+
+# The operators' commands live in their own module.
+for _group in (audit, projections, workflows):
+    main.add_command(_group)

@@ -57,10 +57,13 @@ class SaveBatcher:
             self._commit(batch)
 
     def _commit(self, batch: Sequence[tuple[Any, Future[list[Any]]]]) -> None:
+        # Take each aggregate's pending events first: a save drains them even when it fails,
+        # and the one-by-one retry after a conflict must still have every writer's events.
+        events = [aggregate.collect_events() for aggregate, _ in batch]
         ids = [a.id for a, _ in batch]
         if len(batch) > 1 and len(set(ids)) == len(ids):
             try:
-                recordings = self.save_many(*[a for a, _ in batch])
+                recordings = self.save_many(*[e for mine in events for e in mine])
             except IntegrityError:
                 pass  # someone in the batch lost a race: find out who, one by one
             except Exception as e:  # noqa: BLE001 - each writer gets the store's error
@@ -74,8 +77,8 @@ class SaveBatcher:
                 for aggregate, future in batch:
                     future.set_result(by_id.get(aggregate.id, []))
                 return
-        for aggregate, future in batch:
+        for (_, future), mine in zip(batch, events, strict=True):
             try:
-                future.set_result(self.save_many(aggregate))
+                future.set_result(self.save_many(*mine))
             except Exception as e:  # noqa: BLE001 - each writer gets the store's error
                 future.set_exception(e)

@@ -6,9 +6,10 @@ audit replay can rebuild any workflow's view from its events alone.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 STATUS_AFTER_EVENT = {
@@ -115,6 +116,12 @@ class Search:
     after: str | None = None
 
 
+# What a projection makes of a batch, given the current states of the workflows it touches:
+# the states to write and the audit entries to add.
+Change = Callable[
+    [dict[str, dict[str, Any]]], tuple[Sequence[dict[str, Any]], Sequence[AuditEntry]]]
+
+
 class WorkflowViews(Protocol):
     """Where the projections keep the state views and the audit trail, with their position."""
 
@@ -133,6 +140,12 @@ class WorkflowViews(Protocol):
     def write(self, name: str, states: Sequence[dict[str, Any]], audit: Sequence[AuditEntry],
               position: int) -> None:
         """Writes state views, audit entries and the position, in one transaction."""
+        ...
+
+    def update(self, name: str, workflow_ids: Iterable[str], change: Change,
+               position: int) -> list[dict[str, Any]]:
+        """Reads these workflows' states, writes what `change` makes of them and the position,
+        all in one transaction; returns the states written."""
         ...
 
     def state(self, workflow_id: str) -> dict[str, Any] | None:
@@ -156,6 +169,7 @@ class WorkflowViews(Protocol):
         ...
 
 
+@lru_cache(maxsize=256)  # a handful of field names, converted for every event replayed
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)

@@ -145,7 +145,7 @@ class Workflow(Aggregate):
             if not result_id:
                 raise ValueError(f"{action} succeeded without a {RESULT_KEY[action]}")
             if action == "charge":
-                self.charged(payment_id=result_id, attempt=attempt)
+                self.charged(payment_id=result_id, attempt=attempt, cents=self.cents)
             elif action == "reserve":
                 self.reserved(reservation_id=result_id, attempt=attempt)
             else:
@@ -196,8 +196,26 @@ class Workflow(Aggregate):
 
     # --- events ---------------------------------------------------------------------------
 
-    @event("Charged")
-    def charged(self, payment_id: str, attempt: int) -> None:
+    class Charged(Aggregate.Event):
+        """The payment service took the money. Declared as a class (not by name) for its
+        `class_version`: its topic stays `domain.workflow:Workflow.Charged`.
+
+        v2 added `cents`, the amount charged, so that a downstream reader of the audit feed
+        needs no join with `Started`. A v1 event did not record it: it reads as None
+        ("not recorded"), never as a guess."""
+
+        payment_id: str
+        attempt: int
+        cents: int | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["cents"] = None
+
+    @event(Charged)
+    def charged(self, payment_id: str, attempt: int, cents: int | None = None) -> None:
         self._step_done("charge", payment_id, attempt)
 
     @event("Reserved")

@@ -19,6 +19,7 @@ class PostgresViews(SqlViews):
     """State views, audit trail and reader positions in PostgreSQL tables."""
 
     mark = "%s"
+    dialect = "postgres"
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
         self.pool = ConnectionPool(

@@ -14,36 +14,55 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from application.views import AuditEntry, Page, Search
+from application.views import AuditEntry, Change, Page, Search
 
 STATE_COLUMNS = ("workflow_id", "order_id", "status", "payment_id", "reservation_id",
                  "shipment_id", "error", "attempts", "created_at", "updated_at", "version")
 STATE_KEYS = ("workflowId", "orderId", "status", "paymentId", "reservationId", "shipmentId",
               "error", "attempts", "createdAt", "updatedAt", "version")
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS workflow_state (
+# The secondary indexes of the state table: (name, columns). Named from the table's name, so a
+# second set of tables (a blue/green rebuild's) can carry its own copy beside the served one.
+STATE_INDEXES = (
+    ("order", "order_id"),
+    ("status_created", "status, created_at, workflow_id"),
+    ("created", "created_at, workflow_id"),
+)
+POSITIONS = """CREATE TABLE IF NOT EXISTS view_positions (
+        name TEXT PRIMARY KEY, position BIGINT NOT NULL)"""
+
+
+def view_tables(prefix: str = "") -> list[str]:
+    """The state and audit tables, named `<prefix>workflow_state` and `<prefix>workflow_audit`."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {prefix}workflow_state (
         workflow_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
         payment_id TEXT, reservation_id TEXT, shipment_id TEXT, error TEXT,
         attempts TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
         version INTEGER NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS workflow_state_order ON workflow_state (order_id)",
-    """CREATE INDEX IF NOT EXISTS workflow_state_status_created
-        ON workflow_state (status, created_at, workflow_id)""",
-    """CREATE INDEX IF NOT EXISTS workflow_state_created
-        ON workflow_state (created_at, workflow_id)""",
-    """CREATE TABLE IF NOT EXISTS workflow_audit (
+        f"""CREATE TABLE IF NOT EXISTS {prefix}workflow_audit (
         workflow_id TEXT NOT NULL, position INTEGER NOT NULL, type TEXT NOT NULL,
         timestamp TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (workflow_id, position))""",
-    """CREATE TABLE IF NOT EXISTS view_positions (
-        name TEXT PRIMARY KEY, position BIGINT NOT NULL)""",
-]
+    ]
+
+
+def view_indexes(prefix: str = "") -> list[str]:
+    """The state table's secondary indexes, for the table and index names with `prefix`."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS {prefix}workflow_state_{name} "
+        f"ON {prefix}workflow_state ({columns})"
+        for name, columns in STATE_INDEXES
+    ]
+
+
+SCHEMA = [*view_tables(), *view_indexes(), POSITIONS]
 
 
 class SqlViews:
     """WorkflowViews over a DB-API connection; subclasses supply the dialect."""
 
     mark = "?"
+    dialect = "sqlite"
 
     def __init__(self) -> None:
         self.create_tables()
@@ -87,37 +106,62 @@ class SqlViews:
             self._put_position(cur, name, position)
 
     def states(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        ids = list(workflow_ids)
-        found: dict[str, dict[str, Any]] = {}
         with self.reading() as cur:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                cur.execute(self._sql(
-                    f"SELECT {', '.join(STATE_COLUMNS)} FROM workflow_state "
-                    f"WHERE workflow_id IN ({marks})"), chunk)
-                for row in cur.fetchall():
-                    found[row[0]] = _state(row)
-        return found
+            return self.read_states(cur, workflow_ids)
 
     def write(self, name: str, states: Sequence[dict[str, Any]], audit: Sequence[AuditEntry],
               position: int) -> None:
-        cols = ", ".join(STATE_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
         with self.writing() as cur:
-            if states:
-                cur.executemany(self._sql(
-                    f"INSERT INTO workflow_state ({cols}) VALUES ({','.join('?' * 11)}) "
-                    f"ON CONFLICT (workflow_id) DO UPDATE SET {updates}"),
-                    [_row(s) for s in states])
-            if audit:
-                cur.executemany(self._sql(
-                    "INSERT INTO workflow_audit (workflow_id, position, type, timestamp, data) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
-                    [(a.workflow_id, a.position, a.type, a.timestamp,
-                      json.dumps(a.data, default=str)) for a in audit])
+            self.write_rows(cur, states, audit)
             self._put_position(cur, name, position)
             self._after_write(cur)
+
+    def update(self, name: str, workflow_ids: Iterable[str], change: Change,
+               position: int) -> list[dict[str, Any]]:
+        with self.writing() as cur:
+            # Read inside the write transaction: a blue/green switch (projections rebuild)
+            # renames the tables under a lock, and a batch must fold into the tables it
+            # writes, never into states read from the set that was just retired.
+            states, audit = change(self.read_states(cur, workflow_ids))
+            self.write_rows(cur, states, audit)
+            self._put_position(cur, name, position)
+            self._after_write(cur)
+        return list(states)
+
+    # --- rows, on a cursor the caller holds (`prefix` names another set of tables) ----------
+
+    def read_states(self, cur: Any, workflow_ids: Iterable[str],
+                    prefix: str = "") -> dict[str, dict[str, Any]]:
+        """The state rows of these workflows, read on `cur`."""
+        ids = list(workflow_ids)
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            cur.execute(self._sql(
+                f"SELECT {', '.join(STATE_COLUMNS)} FROM {prefix}workflow_state "
+                f"WHERE workflow_id IN ({marks})"), chunk)
+            for row in cur.fetchall():
+                found[row[0]] = _state(row)
+        return found
+
+    def write_rows(self, cur: Any, states: Sequence[dict[str, Any]],
+                   audit: Sequence[AuditEntry], prefix: str = "") -> None:
+        """Upserts state rows and adds audit rows (a replayed one is ignored), on `cur`."""
+        cols = ", ".join(STATE_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
+        if states:
+            cur.executemany(self._sql(
+                f"INSERT INTO {prefix}workflow_state ({cols}) VALUES ({','.join('?' * 11)}) "
+                f"ON CONFLICT (workflow_id) DO UPDATE SET {updates}"),
+                [_row(s) for s in states])
+        if audit:
+            cur.executemany(self._sql(
+                f"INSERT INTO {prefix}workflow_audit "
+                "(workflow_id, position, type, timestamp, data) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                [(a.workflow_id, a.position, a.type, a.timestamp,
+                  json.dumps(a.data, default=str)) for a in audit])
 
     def _after_write(self, cur: Any) -> None:
         """A hook inside the write transaction (PostgreSQL tells listeners)."""
@@ -177,6 +221,10 @@ class SqlViews:
             row = cur.fetchone()
         return _state(row) if row else None
 
+    def put_position(self, cur: Any, name: str, position: int) -> None:
+        """Records a reader's position on `cur`, inside the caller's transaction."""
+        self._put_position(cur, name, position)
+
     def _put_position(self, cur: Any, name: str, position: int) -> None:
         cur.execute(self._sql(
             "INSERT INTO view_positions (name, position) VALUES (?, ?) "
@@ -223,6 +271,11 @@ class SqliteViews(SqlViews):
             conn.commit()
         finally:
             cur.close()
+
+
+def state_rows(states: Iterable[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    """State views as rows in STATE_COLUMNS order."""
+    return (_row(s) for s in states)
 
 
 def _row(state: dict[str, Any]) -> tuple[Any, ...]:

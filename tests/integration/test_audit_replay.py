@@ -1,0 +1,122 @@
+"""`orchestrator audit replay`: the timeline from the events alone, and --verify catching a
+served view that no longer says what the events say."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from application.projection import NAME
+from application.views import fold
+from domain.workflow import Workflow
+from infrastructure.bootstrap import System
+from tests.fakes import FakeParticipants, wait_until
+from tests.histories import build
+from tests.ops import all_states, cli, execute, projected
+
+
+def _wid(order_id: str) -> str:
+    return str(Workflow.create_id(order_id))
+
+
+def test_the_timeline_of_a_compensated_workflow_in_text_and_json(
+        ops_url: str, ops_system: System) -> None:
+    build(ops_system.workflows, 4, prefix="t")
+    head = projected(ops_system)
+    wid = _wid("t-1")  # the FAILED shape: charged, reserve rejected, refunded
+    stored = list(ops_system.workflows.events.get(uuid.UUID(wid)))
+
+    text = cli(ops_url, "audit", "replay", wid)
+    as_json = cli(ops_url, "audit", "replay", "t-1", "--json")  # an order id works too
+
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith(f"workflow {wid}  order t-1  FAILED at version 6")
+    assert lines[1].split() == ["TIME", "SINCE", "PREV", "EVENT", "DATA"]
+    assert [line.split()[2 if i else 1] for i, line in enumerate(lines[2:])] == [
+        "Started", "Charged", "StepFailed", "CompensationStarted", "Compensated", "Failed"]
+    assert all(line.split()[1].startswith("+") and line.split()[1].endswith("s")
+               for line in lines[3:])
+    assert '"error": "rejected (422): out of stock"' in lines[4]
+    doc = json.loads(as_json.stdout)
+    assert doc["workflowId"] == wid and "verify" not in doc
+    assert doc["state"] == fold(stored) == ops_system.views.state(wid)
+    assert [m["type"] for m in doc["timeline"]] == [type(e).__name__ for e in stored]
+    assert doc["timeline"][0]["sincePreviousS"] is None
+    assert all(m["sincePreviousS"] >= 0 for m in doc["timeline"][1:])
+    assert doc["timeline"][1]["data"] == {"paymentId": "charge-t-1", "attempt": 1, "cents": 101}
+    # replay only reads: nothing was recorded, nothing projected anew
+    assert ops_system.workflows.recorder.max_notification_id() == head
+    assert ops_system.views.position(NAME) == head
+
+
+def test_verify_passes_on_a_healthy_store(ops_url: str, ops_system: System,
+                                          ops_fake: FakeParticipants) -> None:
+    build(ops_system.workflows, 8, prefix="v")
+    live = str(ops_system.workflows.start("live-1", 700, ["sku"], "1 Main St").workflow_id)
+    wait_until(lambda: (ops_system.views.state(live) or {}).get("status") == "COMPLETED",
+               what="the worker to finish live-1")
+    projected(ops_system)
+    calls = len(ops_fake.calls)
+
+    one = cli(ops_url, "audit", "replay", _wid("v-2"), "--verify")
+    every = cli(ops_url, "audit", "replay", "--all", "--verify")
+    as_json = cli(ops_url, "audit", "replay", "--all", "--verify", "--json")
+
+    assert one.exit_code == 0, one.output
+    assert "verify: OK, the served state view matches the replay field by field" in one.stdout
+    assert every.exit_code == 0, every.output
+    assert "9 workflows" in every.stdout and ", 0 mismatch(es)" in every.stdout
+    summary = json.loads(as_json.stdout)
+    assert (summary["workflows"], summary["mismatches"]) == (9, {})
+    assert len(ops_fake.calls) == calls  # replay never calls a participant
+
+
+def test_verify_names_a_corrupted_view_and_the_field_and_exits_non_zero(
+        ops_url: str, ops_system: System) -> None:
+    outcome = build(ops_system.workflows, 12, prefix="c")
+    projected(ops_system)
+    failed = [_wid(o) for o, status in outcome.items() if status == "FAILED"]
+    victim = failed[1]
+    execute(ops_system, "UPDATE workflow_state SET status = 'COMPLETED' WHERE workflow_id = ?",
+            victim)
+
+    one = cli(ops_url, "audit", "replay", victim, "--verify")
+    one_json = cli(ops_url, "audit", "replay", victim, "--verify", "--json")
+    every = cli(ops_url, "audit", "replay", "--all", "--verify")
+    healthy = cli(ops_url, "audit", "replay", failed[0], "--verify")
+
+    assert one.exit_code == 1
+    assert "verify: MISMATCH" in one.stdout
+    assert "status: replayed \"FAILED\", served \"COMPLETED\"" in one.stdout
+    assert json.loads(one_json.stdout)["verify"] == {
+        "ok": False, "behind": 0,
+        "differences": [{"field": "status", "replayed": "FAILED", "served": "COMPLETED"}]}
+    assert one_json.exit_code == 1
+    assert every.exit_code == 1
+    assert f"MISMATCH workflow {victim}" in every.stdout
+    assert every.stdout.count("MISMATCH") == 1
+    assert ", 1 mismatch(es)" in every.stdout
+    assert healthy.exit_code == 0
+    assert all_states(ops_system)[victim]["status"] == "COMPLETED"  # replay repaired nothing
+
+
+def test_a_view_row_that_lost_its_workflow_is_caught_by_replay_all(
+        ops_url: str, ops_system: System) -> None:
+    build(ops_system.workflows, 4, prefix="d")
+    projected(ops_system)
+    gone = _wid("d-3")
+    execute(ops_system, "DELETE FROM workflow_state WHERE workflow_id = ?", gone)
+
+    every = cli(ops_url, "audit", "replay", "--all", "--verify")
+
+    assert every.exit_code == 1
+    assert f"MISMATCH workflow {gone}" in every.stdout
+    assert '(state view): replayed "present", served "absent"' in every.stdout
+
+
+def test_unknown_workflow_and_bad_arguments(ops_url: str) -> None:
+    unknown = cli(ops_url, "audit", "replay", str(uuid.uuid4()))
+    neither = cli(ops_url, "audit", "replay")
+
+    assert unknown.exit_code == 2 and "no workflow" in unknown.output
+    assert neither.exit_code == 2 and "either a WORKFLOW_ID or --all" in neither.output

@@ -1,0 +1,100 @@
+"""The shell user's commands: bulk retry (dry run and for real), export, list and show."""
+from __future__ import annotations
+
+import getpass
+import json
+import uuid
+
+from api.app import create_app
+from domain.workflow import Workflow
+from infrastructure.bootstrap import System
+from tests.fakes import FakeParticipants, wait_until
+from tests.histories import build
+from tests.ops import all_states, cli, projected
+
+
+def _statuses(system: System) -> dict[str, str]:
+    return {w: s["status"] for w, s in all_states(system).items()}
+
+
+def test_bulk_retry_dry_run_changes_nothing_and_the_real_one_records_who_and_why(
+        ops_url: str, ops_system: System, ops_fake: FakeParticipants) -> None:
+    outcome = build(ops_system.workflows, 12, prefix="r")
+    head = projected(ops_system)
+    stuck = sorted(str(Workflow.create_id(o)) for o, s in outcome.items()
+                   if s == "COMPENSATION_FAILED")
+    before = _statuses(ops_system)
+
+    dry = cli(ops_url, "workflows", "retry", "--status", "COMPENSATION_FAILED", "--dry-run",
+              "--reason", "payment is back")
+
+    assert dry.exit_code == 0, dry.output
+    assert sorted(line.split()[0] for line in dry.stdout.splitlines()[1:-1]) == stuck
+    assert all(line.split()[2:] == ["would", "retry"] for line in dry.stdout.splitlines()[1:-1])
+    assert "nothing was changed" in dry.stdout
+    assert ops_system.workflows.recorder.max_notification_id() == head
+    assert _statuses(ops_system) == before
+
+    done = cli(ops_url, "workflows", "retry", "--status", "COMPENSATION_FAILED",
+               "--reason", "payment is back")
+
+    by = f"cli:{getpass.getuser()}"
+    assert done.exit_code == 0, done.output
+    assert f"retried 3 of 3 COMPENSATION_FAILED workflow(s) as {by}: payment is back" \
+        in done.stdout
+    for wid in stuck:  # the worker resumes them: the refund now succeeds
+        retry = [e for e in ops_system.workflows.events.get(uuid.UUID(wid))
+                 if type(e).__name__ == "RetryRequested"]
+        assert [(e.by, e.reason) for e in retry] == [(by, "payment is back")]
+        wait_until(lambda w=wid: (ops_system.views.state(w) or {}).get("status") == "FAILED",
+                   what=f"{wid} to end FAILED after the retry")
+    assert {c.workflow_id for c in ops_fake.calls_for(action="refund")} == set(stuck)
+    again = cli(ops_url, "workflows", "retry", "--status", "COMPENSATION_FAILED",
+                "--reason", "again")
+    assert again.exit_code == 0 and "retried 0 of 0" in again.stdout
+
+
+def test_export_is_the_feed_as_json_lines_and_resumes_from_a_position(
+        ops_url: str, ops_system: System) -> None:
+    build(ops_system.workflows, 3, prefix="e")
+    head = projected(ops_system)
+    client = create_app(ops_system).test_client()
+
+    first = cli(ops_url, "audit", "export", "--after", "0", "--limit", "7")
+    last = json.loads(first.stdout.splitlines()[-1])["position"]
+    rest = cli(ops_url, "audit", "export", "--after", str(last))
+    feed = client.get(f"/events?after=0&limit={head}").get_json()
+
+    exported = [json.loads(line) for line in (first.stdout + rest.stdout).splitlines()]
+    assert [e["position"] for e in exported] == list(range(1, head + 1))
+    assert exported == feed["events"]  # the same mapping as GET /events
+    assert set(exported[0]) == {"position", "workflowId", "type", "timestamp", "data"}
+    # (the last line: a stopped system's LISTEN thread may have logged before it)
+    assert first.stderr.splitlines()[-1] == "exported 7 events; resume with --after 7"
+    assert rest.stderr.splitlines()[-1] == (
+        f"exported {head - 7} events; resume with --after {head}")
+    nothing = cli(ops_url, "audit", "export", "--after", str(head))
+    assert nothing.stdout == "" and f"resume with --after {head}" in nothing.stderr
+
+
+def test_list_and_show_for_a_shell_user(ops_url: str, ops_system: System) -> None:
+    build(ops_system.workflows, 8, prefix="l")
+    projected(ops_system)
+
+    listed = cli(ops_url, "workflows", "list", "--status", "CANCELLED", "--limit", "5")
+    shown = cli(ops_url, "workflows", "show", "l-3")
+    missing = cli(ops_url, "workflows", "show", "nope")
+
+    assert listed.exit_code == 0
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["WORKFLOW", "ORDER", "STATUS", "CREATED", "UPDATED", "VERSION",
+                                "ERROR"]
+    assert sorted(line.split()[1] for line in lines[1:]) == ["l-3", "l-7"]
+    assert all(line.split()[2] == "CANCELLED" for line in lines[1:])
+    assert shown.exit_code == 0
+    assert "status         CANCELLED" in shown.stdout
+    assert f"workflowId     {Workflow.create_id('l-3')}" in shown.stdout
+    events = [line.split()[2] for line in shown.stdout.split("\n\n")[1].splitlines()[1:]]
+    assert events == ["Started", "Charged", "CancelRequested", "CompensationStarted",
+                      "Compensated", "Cancelled"]
+    assert missing.exit_code == 1 and "no workflow for order 'nope'" in missing.output
