@@ -94,6 +94,7 @@ class Orchestrator:
         self._owned: set[int] = set()  # the shards this process drives; others, elsewhere
         self._catching_up: dict[int, tuple[int, int]] = {}  # shard -> (from, until) positions
         self._cursor = 0  # the last position handed to handle(): moves back on a rewind
+        self._replayed_up_to = 0  # events up to here are old news: replays after a restart
 
     # --- the event side ---------------------------------------------------------------------
 
@@ -110,18 +111,21 @@ class Orchestrator:
                     continue
                 self._running.setdefault(wid, n.id)
             if latest[wid] is n:
-                self.drive(wid, n if n.originator_version == 1 else None)
+                # A fresh Started is the workflow's only event; a replayed one rarely is.
+                new = n.originator_version == 1 and n.id > self._replayed_up_to
+                self.drive(wid, n if new else None)
 
     def shard_of(self, workflow_id: uuid.UUID) -> int:
         """Workflows are spread over shards; one worker at a time drives a shard."""
         return workflow_id.int % self.shards
 
-    def acquire(self, shard: int, resume_from: int) -> None:
+    def acquire(self, shard: int, resume_from: int, head: int = 0) -> None:
         """Starts driving the shard. Its events since `resume_from` must be handed to handle()
         again (the caller rewinds the follower); until they have been, the shard's position
-        stays at `resume_from`."""
+        stays at `resume_from`. `head` is the store's last position now."""
         with self._lock:
             self._owned.add(shard)
+            self._replayed_up_to = max(self._replayed_up_to, self._handled, head)
             if resume_from < self._handled:
                 self._catching_up[shard] = (resume_from, self._handled)
 

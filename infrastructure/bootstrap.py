@@ -143,7 +143,8 @@ class System:
         """Starts driving a shard from where its last holder recorded it was."""
         assert self.orchestrator is not None
         resume = self.views.position(shard_name(shard))
-        self.orchestrator.acquire(shard, resume)
+        head = self.workflows.recorder.max_notification_id() or 0
+        self.orchestrator.acquire(shard, resume, head)
         self.followers["orchestrator"].rewind(resume)
 
     def give_up_shard(self, shard: int, grace_s: float = 5.0) -> None:
