@@ -71,7 +71,7 @@ def run(port: int, participants_port: int) -> None:
         servers.append(make_participants_server(
             "127.0.0.1", participants_port, str(data / "participants.sqlite3")))
         log.info("demo participants on http://127.0.0.1:%d", participants_port)
-    system = bootstrap(settings, metrics=PrometheusMetrics()).start_worker()
+    system = bootstrap(settings, metrics=PrometheusMetrics(), serves_requests=True).start_worker()
     servers.append(make_server("127.0.0.1", port, create_app(system), threaded=True))
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -24,7 +24,7 @@ class _Gunicorn(BaseApplication):
         from api.app import create_app
         from infrastructure.bootstrap import bootstrap
 
-        return create_app(bootstrap(self.settings))
+        return create_app(bootstrap(self.settings, serves_requests=True))
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:

@@ -52,7 +52,9 @@ def store_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # Also the wait for a pooled connection, which the library tries ten times: an
+            # outage must turn into a 503 in seconds, not minutes.
+            "POSTGRES_CONNECT_TIMEOUT": "2",
             "POSTGRES_POOL_SIZE": "10",
             "POSTGRES_MAX_OVERFLOW": "20",
         }
@@ -62,12 +64,13 @@ def store_env(settings: Settings) -> dict[str, str]:
             "SQLITE_LOCK_TIMEOUT": "30"}
 
 
-def build_views(settings: Settings) -> SqlViews:
-    """The read-side store: beside the event store, in its own file or tables."""
+def build_views(settings: Settings, check: bool = False) -> SqlViews:
+    """The read-side store: beside the event store, in its own file or tables. With `check`,
+    pooled connections are checked before use."""
     if settings.is_postgres:
         from infrastructure.views_postgres import PostgresViews
 
-        return PostgresViews(settings.database_url)
+        return PostgresViews(settings.database_url, check=check)
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteViews(str(path.with_name(path.stem + ".views" + (path.suffix or ".sqlite3"))))
@@ -170,6 +173,21 @@ class System:
         if follower is not None:
             follower.stop()
 
+    def reachable(self) -> bool:
+        """Whether the event store and the views answer now (quickly: for /ready)."""
+        try:
+            if self.settings.is_postgres:
+                import psycopg
+
+                with psycopg.connect(self.settings.database_url, connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+            else:
+                self.workflows.recorder.max_notification_id()
+                self.views.ping()
+        except Exception:  # noqa: BLE001 - whatever the driver raises, the answer is "no"
+            return False
+        return True
+
     def watch_views(self, callback: Callable[[list[dict[str, Any]] | None], None]) -> bool:
         """Calls `callback(states)` after each write to the views, whichever process makes
         it (`states` are those written, when this process wrote them, else None); False where
@@ -254,10 +272,18 @@ def shard_name(shard: int) -> str:
 
 
 def bootstrap(settings: Settings, participants: Participants | None = None,
-              metrics: Metrics | None = None, **overrides: Any) -> System:
+              metrics: Metrics | None = None, serves_requests: bool = False,
+              **overrides: Any) -> System:
     """Builds the system for these settings; `participants` replaces the HTTP ones. Creates
-    the tables that are missing, one process at a time."""
+    the tables that are missing, one process at a time.
+
+    A process that `serves_requests` checks each pooled PostgreSQL connection before use, so
+    that the first request after a database restart succeeds instead of meeting a dead
+    connection; a worker skips that round trip (it retries a failed step by itself)."""
+    env = store_env(settings)
+    if serves_requests and settings.is_postgres:
+        env["POSTGRES_PRE_PING"] = "y"
     with schema_lock(settings):
-        workflows = Workflows(env=store_env(settings))
-        views = overrides.get("views") or build_views(settings)
+        workflows = Workflows(env=env)
+        views = overrides.get("views") or build_views(settings, check=serves_requests)
     return System(settings, workflows, views, participants=participants, metrics=metrics)

@@ -21,10 +21,12 @@ class PostgresViews(SqlViews):
     mark = "%s"
     dialect = "postgres"
 
-    def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10,
+                 check: bool = False) -> None:
         self.pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, open=True, timeout=10,
-            kwargs={"connect_timeout": 5})
+            kwargs={"connect_timeout": 5},
+            check=ConnectionPool.check_connection if check else None)
         super().__init__()
 
     def schema(self) -> list[str]:

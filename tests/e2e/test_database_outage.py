@@ -34,9 +34,9 @@ def test_postgres_restarted_under_load(
                                 range(30)))
         subprocess.run([*cluster, "stop", "-m", "fast"], check=True, timeout=60)
         try:
-            ready = wait_until(
+            ready = wait_until(  # a Response is falsy when not ok: wrap it
                 lambda: (r := requests.get(f"{api.url}/ready", timeout=30)).status_code == 503
-                and r, 30, "/ready to say 503")
+                and [r], 30, "/ready to say 503")[0]
             assert ready.headers["Content-Type"] == "application/problem+json"
             refused = place(api, "during-outage")
             assert refused.status_code == 503
