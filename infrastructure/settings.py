@@ -31,8 +31,8 @@ class Settings:
     breaker_reset_s: float = 10.0
     bulkheads: dict[str, int] = field(default_factory=dict)
     rate_limits: dict[str, float | None] = field(default_factory=dict)
-    api_tokens: tuple[str, ...] = ()
-    operator_tokens: tuple[str, ...] = ()
+    api_tokens: tuple[tuple[str, str], ...] = ()  # (name, token)
+    operator_tokens: tuple[tuple[str, str], ...] = ()
     allow_anonymous: bool = False
     participant_urls_given: bool = False
     log_json: bool = True
@@ -90,8 +90,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             for p in PARTICIPANTS
         },
         rate_limits={p: _optional_float(env, f"{p.upper()}_RATE_LIMIT") for p in PARTICIPANTS},
-        api_tokens=_tokens(env.get("API_TOKENS")),
-        operator_tokens=_tokens(env.get("OPERATOR_TOKENS")),
+        api_tokens=_tokens(env.get("API_TOKENS"), "client"),
+        operator_tokens=_tokens(env.get("OPERATOR_TOKENS"), "operator"),
         allow_anonymous=env.get("ALLOW_ANONYMOUS", "") in ("1", "true", "yes"),
         log_json=env.get("LOG_FORMAT", "json") != "text",
         shards=_int(env, "WORKER_SHARDS", 16, 1, 1024),
@@ -133,5 +133,11 @@ def _optional_float(env: Mapping[str, str], var: str) -> float | None:
     return _float(env, var, 0.0, 0.001, 1_000_000)
 
 
-def _tokens(raw: str | None) -> tuple[str, ...]:
-    return tuple(t.strip() for t in (raw or "").split(",") if t.strip())
+def _tokens(raw: str | None, kind: str) -> tuple[tuple[str, str], ...]:
+    """`name=token` pairs, or bare tokens (named `<kind>-1`, `<kind>-2`, ...): the name is
+    what an operator's retry records as who asked, so the token itself is never stored."""
+    named = []
+    for i, item in enumerate((t.strip() for t in (raw or "").split(",") if t.strip()), 1):
+        name, sep, token = item.partition("=")
+        named.append((name.strip(), token.strip()) if sep else (f"{kind}-{i}", item))
+    return tuple(named)
