@@ -20,8 +20,10 @@ class _Wait:
 class ViewWaiter:
     """Blocks a request until the views show what it needs, or a deadline passes."""
 
-    def __init__(self, system: System, poll_s: float = 0.05):
-        self.system, self.poll_s = system, poll_s
+    POLL_S = {"here": 1.0, "notified": 0.25, "unknown": 0.02}  # a safety net, or the way
+
+    def __init__(self, system: System):
+        self.system, self.poll_s = system, 0.05
         self._lock = threading.Lock()
         self._workflows: dict[str, list[_Wait]] = {}
         self._positions: list[tuple[int, threading.Event]] = []
@@ -67,15 +69,21 @@ class ViewWaiter:
             return
         with self._lock:
             if self._thread is None:
-                self.system.watch_views(self._written)
+                self.poll_s = self.POLL_S[self.system.watch_views(self._written)]
                 self._thread = threading.Thread(target=self._run, name="view-waiter",
                                                 daemon=True)
                 self._thread.start()
 
-    def _written(self, states: list[dict[str, Any]] | None = None) -> None:
-        if states:  # the projection says what it wrote: no need to read it back
-            self._resolve({s["workflowId"]: s for s in states})
-        self._wakeup.set()
+    def _written(self, position: int | None, states: list[dict[str, Any]] | None) -> None:
+        if position is None or states is None:  # written elsewhere: read it back
+            self._wakeup.set()
+            return
+        # The projection says what it wrote: no need to read it back.
+        self._resolve({s["workflowId"]: s for s in states})
+        with self._lock:
+            for reached, done in self._positions:
+                if position >= reached:
+                    done.set()
 
     def _run(self) -> None:
         while True:

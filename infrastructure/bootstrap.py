@@ -188,20 +188,21 @@ class System:
             return False
         return True
 
-    def watch_views(self, callback: Callable[[list[dict[str, Any]] | None], None]) -> bool:
-        """Calls `callback(states)` after each write to the views, whichever process makes
-        it (`states` are those written, when this process wrote them, else None); False where
-        that cannot be known (the caller polls)."""
+    def watch_views(self, callback: Callable[[int | None, list[dict[str, Any]] | None], None],
+                    ) -> str:
+        """Calls `callback(position, states)` after each write to the views, whichever process
+        makes it: with what was written when this process wrote it ("here"), with None, None
+        when told by PostgreSQL ("notified"); "unknown" where neither can be (poll)."""
         if self.projection is not None:  # the projection runs in this process
-            self.projection.listeners.append(lambda position, states: callback(states))
-            return True
+            self.projection.listeners.append(callback)
+            return "here"
         if self.settings.is_postgres:
             from infrastructure.pg_listen import Listener
             from infrastructure.views_postgres import CHANNEL
 
-            Listener(self.settings.database_url, CHANNEL, lambda: callback(None)).start()
-            return True
-        return False
+            Listener(self.settings.database_url, CHANNEL, lambda: callback(None, None)).start()
+            return "notified"
+        return "unknown"
 
     # --- inside -------------------------------------------------------------------------------
 
