@@ -136,6 +136,9 @@ class Orchestrator:
             self._catching_up.pop(shard, None)
             for wid in [w for w in self._running if self.shard_of(w) == shard]:
                 del self._running[wid]
+            # Another worker may drive these now; if the shard comes back, drive them afresh.
+            for wid in [w for w in self._known if self.shard_of(w) == shard]:
+                del self._known[wid]
 
     def owned(self) -> set[int]:
         with self._lock:
@@ -206,6 +209,8 @@ class Orchestrator:
             with self._lock:
                 stopping = self._stopping
                 self._doubtful.add(workflow_id)
+                # What we wrote no longer tells what is left to do: a replay must drive it.
+                self._known.pop(workflow_id, None)
             if stopping:  # the stores closed under a call abandoned at the end of the grace
                 log.info("drive abandoned at stop", extra={"workflow_id": str(workflow_id)})
             else:

@@ -124,7 +124,7 @@ class PgCoordinator:
                 self.projecting = True
             if self.held or self.projecting:
                 self.leading.set()
-        except psycopg.Error as e:
+        except Exception as e:  # noqa: BLE001 - whatever failed, our locks are in doubt
             log.warning("lost the coordination connection (%s): letting go of everything",
                         type(e).__name__)
             self._let_go()

@@ -16,14 +16,6 @@ def participants(tmp_path: Path) -> Iterator[Participants]:
     p.kill()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each end-to-end test runs on the embedded default and on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/var/orch.sqlite3"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def orchestrator(tmp_path: Path, participants: Participants,
                  database_url: str) -> Iterator[Orchestrator]:

@@ -19,14 +19,14 @@ def _wid(order_id: str) -> str:
 
 
 def test_the_timeline_of_a_compensated_workflow_in_text_and_json(
-        ops_url: str, ops_system: System) -> None:
+        database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 4, prefix="t")
     head = projected(ops_system)
     wid = _wid("t-1")  # the FAILED shape: charged, reserve rejected, refunded
     stored = list(ops_system.workflows.events.get(uuid.UUID(wid)))
 
-    text = cli(ops_url, "audit", "replay", wid)
-    as_json = cli(ops_url, "audit", "replay", "t-1", "--json")  # an order id works too
+    text = cli(database_url, "audit", "replay", wid)
+    as_json = cli(database_url, "audit", "replay", "t-1", "--json")  # an order id works too
 
     assert text.exit_code == 0, text.output
     lines = text.stdout.splitlines()
@@ -49,7 +49,7 @@ def test_the_timeline_of_a_compensated_workflow_in_text_and_json(
     assert ops_system.views.position(NAME) == head
 
 
-def test_verify_passes_on_a_healthy_store(ops_url: str, ops_system: System,
+def test_verify_passes_on_a_healthy_store(database_url: str, ops_system: System,
                                           ops_fake: FakeParticipants) -> None:
     build(ops_system.workflows, 8, prefix="v")
     live = str(ops_system.workflows.start("live-1", 700, ["sku"], "1 Main St").workflow_id)
@@ -58,9 +58,9 @@ def test_verify_passes_on_a_healthy_store(ops_url: str, ops_system: System,
     projected(ops_system)
     calls = len(ops_fake.calls)
 
-    one = cli(ops_url, "audit", "replay", _wid("v-2"), "--verify")
-    every = cli(ops_url, "audit", "replay", "--all", "--verify")
-    as_json = cli(ops_url, "audit", "replay", "--all", "--verify", "--json")
+    one = cli(database_url, "audit", "replay", _wid("v-2"), "--verify")
+    every = cli(database_url, "audit", "replay", "--all", "--verify")
+    as_json = cli(database_url, "audit", "replay", "--all", "--verify", "--json")
 
     assert one.exit_code == 0, one.output
     assert "verify: OK, the served state view matches the replay field by field" in one.stdout
@@ -72,7 +72,7 @@ def test_verify_passes_on_a_healthy_store(ops_url: str, ops_system: System,
 
 
 def test_verify_names_a_corrupted_view_and_the_field_and_exits_non_zero(
-        ops_url: str, ops_system: System) -> None:
+        database_url: str, ops_system: System) -> None:
     outcome = build(ops_system.workflows, 12, prefix="c")
     projected(ops_system)
     failed = [_wid(o) for o, status in outcome.items() if status == "FAILED"]
@@ -80,10 +80,10 @@ def test_verify_names_a_corrupted_view_and_the_field_and_exits_non_zero(
     execute(ops_system, "UPDATE workflow_state SET status = 'COMPLETED' WHERE workflow_id = ?",
             victim)
 
-    one = cli(ops_url, "audit", "replay", victim, "--verify")
-    one_json = cli(ops_url, "audit", "replay", victim, "--verify", "--json")
-    every = cli(ops_url, "audit", "replay", "--all", "--verify")
-    healthy = cli(ops_url, "audit", "replay", failed[0], "--verify")
+    one = cli(database_url, "audit", "replay", victim, "--verify")
+    one_json = cli(database_url, "audit", "replay", victim, "--verify", "--json")
+    every = cli(database_url, "audit", "replay", "--all", "--verify")
+    healthy = cli(database_url, "audit", "replay", failed[0], "--verify")
 
     assert one.exit_code == 1
     assert "verify: MISMATCH" in one.stdout
@@ -101,22 +101,22 @@ def test_verify_names_a_corrupted_view_and_the_field_and_exits_non_zero(
 
 
 def test_a_view_row_that_lost_its_workflow_is_caught_by_replay_all(
-        ops_url: str, ops_system: System) -> None:
+        database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 4, prefix="d")
     projected(ops_system)
     gone = _wid("d-3")
     execute(ops_system, "DELETE FROM workflow_state WHERE workflow_id = ?", gone)
 
-    every = cli(ops_url, "audit", "replay", "--all", "--verify")
+    every = cli(database_url, "audit", "replay", "--all", "--verify")
 
     assert every.exit_code == 1
     assert f"MISMATCH workflow {gone}" in every.stdout
     assert '(state view): replayed "present", served "absent"' in every.stdout
 
 
-def test_unknown_workflow_and_bad_arguments(ops_url: str) -> None:
-    unknown = cli(ops_url, "audit", "replay", str(uuid.uuid4()))
-    neither = cli(ops_url, "audit", "replay")
+def test_unknown_workflow_and_bad_arguments(database_url: str) -> None:
+    unknown = cli(database_url, "audit", "replay", str(uuid.uuid4()))
+    neither = cli(database_url, "audit", "replay")
 
     assert unknown.exit_code == 2 and "no workflow" in unknown.output
     assert neither.exit_code == 2 and "either a WORKFLOW_ID or --all" in neither.output

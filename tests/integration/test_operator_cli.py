@@ -18,14 +18,14 @@ def _statuses(system: System) -> dict[str, str]:
 
 
 def test_bulk_retry_dry_run_changes_nothing_and_the_real_one_records_who_and_why(
-        ops_url: str, ops_system: System, ops_fake: FakeParticipants) -> None:
+        database_url: str, ops_system: System, ops_fake: FakeParticipants) -> None:
     outcome = build(ops_system.workflows, 12, prefix="r")
     head = projected(ops_system)
     stuck = sorted(str(Workflow.create_id(o)) for o, s in outcome.items()
                    if s == "COMPENSATION_FAILED")
     before = _statuses(ops_system)
 
-    dry = cli(ops_url, "workflows", "retry", "--status", "COMPENSATION_FAILED", "--dry-run",
+    dry = cli(database_url, "workflows", "retry", "--status", "COMPENSATION_FAILED", "--dry-run",
               "--reason", "payment is back")
 
     assert dry.exit_code == 0, dry.output
@@ -35,7 +35,7 @@ def test_bulk_retry_dry_run_changes_nothing_and_the_real_one_records_who_and_why
     assert ops_system.workflows.recorder.max_notification_id() == head
     assert _statuses(ops_system) == before
 
-    done = cli(ops_url, "workflows", "retry", "--status", "COMPENSATION_FAILED",
+    done = cli(database_url, "workflows", "retry", "--status", "COMPENSATION_FAILED",
                "--reason", "payment is back")
 
     by = f"cli:{getpass.getuser()}"
@@ -49,20 +49,20 @@ def test_bulk_retry_dry_run_changes_nothing_and_the_real_one_records_who_and_why
         wait_until(lambda w=wid: (ops_system.views.state(w) or {}).get("status") == "FAILED",
                    what=f"{wid} to end FAILED after the retry")
     assert {c.workflow_id for c in ops_fake.calls_for(action="refund")} == set(stuck)
-    again = cli(ops_url, "workflows", "retry", "--status", "COMPENSATION_FAILED",
+    again = cli(database_url, "workflows", "retry", "--status", "COMPENSATION_FAILED",
                 "--reason", "again")
     assert again.exit_code == 0 and "retried 0 of 0" in again.stdout
 
 
 def test_export_is_the_feed_as_json_lines_and_resumes_from_a_position(
-        ops_url: str, ops_system: System) -> None:
+        database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 3, prefix="e")
     head = projected(ops_system)
     client = create_app(ops_system).test_client()
 
-    first = cli(ops_url, "audit", "export", "--after", "0", "--limit", "7")
+    first = cli(database_url, "audit", "export", "--after", "0", "--limit", "7")
     last = json.loads(first.stdout.splitlines()[-1])["position"]
-    rest = cli(ops_url, "audit", "export", "--after", str(last))
+    rest = cli(database_url, "audit", "export", "--after", str(last))
     feed = client.get(f"/events?after=0&limit={head}").get_json()
 
     exported = [json.loads(line) for line in (first.stdout + rest.stdout).splitlines()]
@@ -73,17 +73,17 @@ def test_export_is_the_feed_as_json_lines_and_resumes_from_a_position(
     assert first.stderr.splitlines()[-1] == "exported 7 events; resume with --after 7"
     assert rest.stderr.splitlines()[-1] == (
         f"exported {head - 7} events; resume with --after {head}")
-    nothing = cli(ops_url, "audit", "export", "--after", str(head))
+    nothing = cli(database_url, "audit", "export", "--after", str(head))
     assert nothing.stdout == "" and f"resume with --after {head}" in nothing.stderr
 
 
-def test_list_and_show_for_a_shell_user(ops_url: str, ops_system: System) -> None:
+def test_list_and_show_for_a_shell_user(database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 8, prefix="l")
     projected(ops_system)
 
-    listed = cli(ops_url, "workflows", "list", "--status", "CANCELLED", "--limit", "5")
-    shown = cli(ops_url, "workflows", "show", "l-3")
-    missing = cli(ops_url, "workflows", "show", "nope")
+    listed = cli(database_url, "workflows", "list", "--status", "CANCELLED", "--limit", "5")
+    shown = cli(database_url, "workflows", "show", "l-3")
+    missing = cli(database_url, "workflows", "show", "nope")
 
     assert listed.exit_code == 0
     lines = listed.stdout.splitlines()

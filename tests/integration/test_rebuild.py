@@ -54,7 +54,7 @@ def _snapshot(system: System) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_rebuild_while_the_api_serves_and_new_orders_are_projected(
-        ops_url: str, ops_system: System) -> None:
+        database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 120, prefix="b", per_save=40, interleave=True)
     projected(ops_system)
     before_states, before_audit = _snapshot(ops_system)
@@ -92,7 +92,7 @@ def test_rebuild_while_the_api_serves_and_new_orders_are_projected(
     assert set(after_states) == set(before_states) | live
     assert {w: s for w, s in after_states.items() if w not in live} == before_states
     assert {w: a for w, a in after_audit.items() if w not in live} == before_audit
-    assert cli(ops_url, "audit", "replay", "--all", "--verify").exit_code == 0
+    assert cli(database_url, "audit", "replay", "--all", "--verify").exit_code == 0
     assert not table_names(ops_system) & EXTRA_TABLES
     assert index_names(ops_system) >= {
         "workflow_state_order", "workflow_state_status_created", "workflow_state_created"}
@@ -100,7 +100,7 @@ def test_rebuild_while_the_api_serves_and_new_orders_are_projected(
 
 
 def test_an_interrupted_rebuild_leaves_the_view_alone_and_starts_again_cleanly(
-        ops_url: str, ops_system: System) -> None:
+        database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 40, prefix="i")
     head = projected(ops_system)
     before = _snapshot(ops_system)
@@ -118,8 +118,8 @@ def test_an_interrupted_rebuild_leaves_the_view_alone_and_starts_again_cleanly(
     assert _snapshot(ops_system) == before  # the served view is untouched
     assert ops_system.views.position(NAME) == head
 
-    again = cli(ops_url, "projections", "rebuild", "--batch", "30")
-    twice = cli(ops_url, "projections", "rebuild", NAME)  # and once more: names stay tidy
+    again = cli(database_url, "projections", "rebuild", "--batch", "30")
+    twice = cli(database_url, "projections", "rebuild", NAME)  # and once more: names stay tidy
 
     assert again.exit_code == 0, again.output
     assert f"rebuilt {NAME}: {head} events up to position {head}" in again.stdout
@@ -129,15 +129,15 @@ def test_an_interrupted_rebuild_leaves_the_view_alone_and_starts_again_cleanly(
     assert not any(i.startswith(("rebuild_", "old_")) for i in index_names(ops_system))
 
 
-def test_status_shows_position_head_and_lag(ops_url: str, ops_system: System) -> None:
+def test_status_shows_position_head_and_lag(database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 5, prefix="s")
     head = projected(ops_system)
 
-    shown = cli(ops_url, "projections", "status")
+    shown = cli(database_url, "projections", "status")
     ops_system.stop_projection()
     ops_system.workflows.start("late-1", **ORDER)  # recorded, not projected
-    behind = cli(ops_url, "projections", "status")
-    unknown = cli(ops_url, "projections", "rebuild", "no_such_view")
+    behind = cli(database_url, "projections", "status")
+    unknown = cli(database_url, "projections", "rebuild", "no_such_view")
 
     assert shown.exit_code == 0
     assert shown.stdout.splitlines() == [
@@ -151,13 +151,13 @@ def test_status_shows_position_head_and_lag(ops_url: str, ops_system: System) ->
     assert "no projection 'no_such_view'; known: workflow_views" in unknown.output
 
 
-def test_one_rebuild_at_a_time(ops_url: str, ops_system: System) -> None:
+def test_one_rebuild_at_a_time(database_url: str, ops_system: System) -> None:
     build(ops_system.workflows, 2, prefix="x")
     projected(ops_system)
 
     with SqlRebuildTarget(ops_system.views).exclusive():
-        second = cli(ops_url, "projections", "rebuild")
+        second = cli(database_url, "projections", "rebuild")
 
     assert second.exit_code == 1
     assert "another rebuild of these views is running" in second.output
-    assert cli(ops_url, "projections", "rebuild").exit_code == 0  # released
+    assert cli(database_url, "projections", "rebuild").exit_code == 0  # released

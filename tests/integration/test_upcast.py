@@ -25,8 +25,8 @@ def _stored_state(system: System, workflow_id: uuid.UUID, version: int) -> dict[
     return dict(json.loads(stored[0].state))
 
 
-def test_a_v1_charged_is_loaded_replayed_and_projected_by_todays_code(ops_url: str) -> None:
-    settings = settings_for(ops_url)
+def test_a_v1_charged_is_loaded_replayed_and_projected_by_todays_code(database_url: str) -> None:
+    settings = settings_for(database_url)
     old = bootstrap(settings)  # the store as an earlier version left it
     wid = old.workflows.start("from-2024", 4200, ["sku-1"], "1 Old Rd").workflow_id
     old.workflows.recorder.insert_events([StoredEvent(wid, 2, TOPIC, V1_CHARGED)])
@@ -51,7 +51,7 @@ def test_a_v1_charged_is_loaded_replayed_and_projected_by_todays_code(ops_url: s
                                       {"paymentId": "pay-from-2024", "attempt": 2,
                                        "cents": None})
         assert system.views.state(str(wid))["paymentId"] == "pay-from-2024"
-        replayed = cli(ops_url, "audit", "replay", str(wid), "--verify", "--json")
+        replayed = cli(database_url, "audit", "replay", str(wid), "--verify", "--json")
         assert replayed.exit_code == 0, replayed.output
         assert json.loads(replayed.stdout)["timeline"][1]["data"] == {
             "paymentId": "pay-from-2024", "attempt": 2, "cents": None}
