@@ -247,6 +247,9 @@ class Orchestrator:
             due = workflow.advance(fresh)
             if not workflow.pending_events:
                 break
+            # Known before it is written: its notification may reach handle() before the
+            # save returns here, and must not book a second drive of what we drive already.
+            self._remember(workflow.id, workflow.version)
             try:
                 self.workflows.record(workflow)
                 break

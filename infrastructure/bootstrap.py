@@ -55,8 +55,8 @@ def store_env(settings: Settings) -> dict[str, str]:
             # Also the wait for a pooled connection, which the library tries ten times: an
             # outage must turn into a 503 in seconds, not minutes.
             "POSTGRES_CONNECT_TIMEOUT": "2",
-            "POSTGRES_POOL_SIZE": "10",
-            "POSTGRES_MAX_OVERFLOW": "20",
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
         }
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,13 +236,15 @@ class System:
 
     def _save_positions(self, last: dict[int, int]) -> None:
         assert self.orchestrator is not None
-        for shard, position in self.orchestrator.positions().items():
-            if last.get(shard) != position:
-                try:
-                    self.views.set_position(shard_name(shard), position)
-                    last[shard] = position
-                except Exception:
-                    log.exception("could not record shard %d's position", shard)
+        moved = {shard: position for shard, position in self.orchestrator.positions().items()
+                 if last.get(shard) != position}
+        if not moved:
+            return
+        try:  # one transaction for all the shards that moved
+            self.views.set_positions({shard_name(k): p for k, p in moved.items()})
+            last.update(moved)
+        except Exception:
+            log.exception("could not record the shards' positions")
 
     def stop(self, grace_s: float = 10.0) -> bool:
         """Stops taking calls, lets those in flight finish (up to `grace_s`), records the

@@ -102,8 +102,13 @@ class SqlViews:
         return int(row[0]) if row else 0
 
     def set_position(self, name: str, position: int) -> None:
+        self.set_positions({name: position})
+
+    def set_positions(self, positions: dict[str, int]) -> None:
+        """Records several readers' positions in one transaction."""
         with self.writing() as cur:
-            self._put_position(cur, name, position)
+            for name, position in positions.items():
+                self._put_position(cur, name, position)
 
     def states(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         with self.reading() as cur:
