@@ -25,14 +25,14 @@ test-fast: $(STAMP)  ## unit tests only
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check domain application infrastructure api tests
+	$(BIN)/ruff check domain application infrastructure api tests bench
 	$(BIN)/mypy domain application infrastructure api
 
 bench: $(STAMP)  ## the benchmark: see README, Performance
-	$(BIN)/python -m bench
+	$(BIN)/pip install --quiet -e '.[bench]' && $(BIN)/python -m bench
 
 bench-smoke: $(STAMP)  ## a few seconds of the benchmark, so it cannot rot
-	$(BIN)/python -m bench --smoke
+	$(BIN)/pip install --quiet -e '.[bench]' && $(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
