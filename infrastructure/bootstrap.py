@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from application.follower import Follower
-from application.orchestrator import Metrics, Orchestrator, RetryPolicy
+from application.orchestrator import Metrics, RetryPolicy
 from application.ports import Participants
-from application.projection import WorkflowProjection
 from application.workflows import Workflows
 from infrastructure.settings import Settings
+from infrastructure.system import System, shard_name
 from infrastructure.views_sql import SqliteViews, SqlViews
 
-log = logging.getLogger("orchestrator.bootstrap")
+__all__ = ["System", "bootstrap", "build_views", "shard_name"]
 
 
 @contextlib.contextmanager
@@ -99,181 +94,6 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-@dataclass
-class System:
-    """What a process runs: the application, the views and, in a worker, the readers.
-
-    A worker drives only the shards it holds and runs the projection only while it holds
-    that too; a coordinator (infrastructure/cluster.py) decides, so that several workers can
-    share one database without two of them driving one workflow."""
-
-    settings: Settings
-    workflows: Workflows
-    views: SqlViews
-    participants: Participants | None = None
-    metrics: Metrics | None = None
-    orchestrator: Orchestrator | None = None
-    projection: WorkflowProjection | None = None
-    followers: dict[str, Follower] = field(default_factory=dict)
-    coordinator: Any = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _checkpointer: threading.Thread | None = None
-
-    def start_worker(self) -> System:
-        """Starts the orchestrator and the projection for whatever this worker comes to hold
-        (a standby holds nothing until another worker goes away)."""
-        from infrastructure.cluster import build_coordinator
-
-        participants = self.participants = self.participants or build_participants(self.settings)
-        self.orchestrator = Orchestrator(
-            self.workflows, participants, retry_policy(self.settings),
-            bulkheads=self.settings.bulkheads, metrics=self.metrics,
-            shards=self.settings.shards)
-        self.projection = WorkflowProjection(self.views, self.workflows.mapper)
-        self.followers["orchestrator"] = Follower(
-            "orchestrator", self.workflows.recorder, self.orchestrator.handle,
-            self._orchestrator_start, self._wakeup()).start()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint, name="checkpoint", daemon=True)
-        self._checkpointer.start()
-        self.coordinator = build_coordinator(self)
-        self.coordinator.start()
-        return self
-
-    # --- what the coordinator calls -----------------------------------------------------------
-
-    def take_shard(self, shard: int) -> None:
-        """Starts driving a shard from where its last holder recorded it was."""
-        assert self.orchestrator is not None
-        resume = self.views.position(shard_name(shard))
-        head = self.workflows.recorder.max_notification_id() or 0
-        self.orchestrator.acquire(shard, resume, head)
-        self.followers["orchestrator"].rewind(resume)
-
-    def give_up_shard(self, shard: int, grace_s: float = 5.0) -> None:
-        """Records the shard's position, stops driving it and lets its drives finish."""
-        assert self.orchestrator is not None
-        position = self.orchestrator.positions().get(shard)
-        if position is not None:
-            self.views.set_position(shard_name(shard), position)
-        self.orchestrator.release(shard)
-        deadline = time.monotonic() + grace_s
-        while self.orchestrator.busy_in(shard) and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def start_projection(self) -> None:
-        assert self.projection is not None
-        if "projection" not in self.followers:
-            self.followers["projection"] = Follower(
-                "projection", self.workflows.recorder, self.projection.process,
-                self.projection.position, self._wakeup()).start()
-
-    def stop_projection(self) -> None:
-        follower = self.followers.pop("projection", None)
-        if follower is not None:
-            follower.stop()
-
-    def reachable(self) -> bool:
-        """Whether the event store and the views answer now (quickly: for /ready)."""
-        try:
-            if self.settings.is_postgres:
-                import psycopg
-
-                with psycopg.connect(self.settings.database_url, connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
-            else:
-                self.workflows.recorder.max_notification_id()
-                self.views.ping()
-        except Exception:  # noqa: BLE001 - whatever the driver raises, the answer is "no"
-            return False
-        return True
-
-    def watch_views(self, callback: Callable[[int | None, list[dict[str, Any]] | None], None],
-                    ) -> str:
-        """Calls `callback(position, states)` after each write to the views, whichever process
-        makes it: with what was written when this process wrote it ("here"), with None, None
-        when told by PostgreSQL ("notified"); "unknown" where neither can be (poll)."""
-        if self.projection is not None:  # the projection runs in this process
-            self.projection.listeners.append(callback)
-            return "here"
-        if self.settings.is_postgres:
-            from infrastructure.pg_listen import Listener
-            from infrastructure.views_postgres import CHANNEL
-
-            Listener(self.settings.database_url, CHANNEL, lambda: callback(None, None)).start()
-            return "notified"
-        return "unknown"
-
-    # --- inside -------------------------------------------------------------------------------
-
-    def _orchestrator_start(self) -> int:
-        assert self.orchestrator is not None
-        owned = self.orchestrator.owned()
-        if not owned:  # a standby reads from the head; taking a shard rewinds it
-            return self.workflows.recorder.max_notification_id() or 0
-        return min(self.views.position(shard_name(k)) for k in owned)
-
-    def _wakeup(self) -> threading.Event:
-        event = threading.Event()
-        self.workflows.add_listener(event)
-        self._listen_for_saves(event)
-        return event
-
-    def _listen_for_saves(self, event: threading.Event) -> None:
-        """Saves made by other processes wake this process's readers through PostgreSQL."""
-        if not self.settings.is_postgres:
-            return
-        from infrastructure.pg_listen import Listener
-
-        channel = self.workflows.recorder.channel_name  # type: ignore[attr-defined]
-        Listener(self.settings.database_url, channel, event.set).start()
-
-    def _checkpoint(self) -> None:
-        """Writes where each held shard may resume, twice a second while it moves."""
-        last: dict[int, int] = {}
-        while not self._stop.wait(0.5):
-            self._save_positions(last)
-
-    def _save_positions(self, last: dict[int, int]) -> None:
-        assert self.orchestrator is not None
-        moved = {shard: position for shard, position in self.orchestrator.positions().items()
-                 if last.get(shard) != position}
-        if not moved:
-            return
-        try:  # one transaction for all the shards that moved
-            self.views.set_positions({shard_name(k): p for k, p in moved.items()})
-            last.update(moved)
-        except Exception:
-            log.exception("could not record the shards' positions")
-
-    def stop(self, grace_s: float = 10.0) -> bool:
-        """Stops taking calls, lets those in flight finish (up to `grace_s`), records the
-        positions, and closes the stores. Returns whether everything in flight finished."""
-        finished = True
-        if self.orchestrator is not None:
-            finished = self.orchestrator.stop(grace_s)
-        for follower in self.followers.values():
-            follower.stop()
-        self._stop.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=2)
-        if self.orchestrator is not None:
-            try:
-                self._save_positions({})
-            except Exception:
-                log.exception("could not record the final positions")
-        if self.coordinator is not None:
-            self.coordinator.stop()
-        self.views.close()
-        self.workflows.close()
-        return finished
-
-
-def shard_name(shard: int) -> str:
-    """The orchestrator's position for one shard, among the views' positions."""
-    return f"orchestrator:{shard}"
-
-
 def bootstrap(settings: Settings, participants: Participants | None = None,
               metrics: Metrics | None = None, serves_requests: bool = False,
               **overrides: Any) -> System:
@@ -289,4 +109,6 @@ def bootstrap(settings: Settings, participants: Participants | None = None,
     with schema_lock(settings):
         workflows = Workflows(env=env)
         views = overrides.get("views") or build_views(settings, check=serves_requests)
-    return System(settings, workflows, views, participants=participants, metrics=metrics)
+    return System(settings, workflows, views, retry_policy(settings),
+                  functools.partial(build_participants, settings), participants=participants,
+                  metrics=metrics)
