@@ -29,11 +29,6 @@ class Timers:
             heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._order), callback))
             self._cv.notify()
 
-    def pending(self) -> int:
-        """How many callbacks wait."""
-        with self._cv:
-            return len(self._heap)
-
     def stop(self) -> None:
         """Drops what waits: after a restart, the event store says what is due."""
         with self._cv:

@@ -44,9 +44,6 @@ class PrometheusMetrics:
     def workflow_finished(self, status: str) -> None:
         FINISHED.labels(status).inc()
 
-    def workflow_started(self) -> None:
-        STARTED.inc()
-
 
 def render(refresh: Callable[[], None] | None = None) -> tuple[bytes, str]:
     """The metrics page and its content type; `refresh` updates gauges read on demand."""
