@@ -5,7 +5,6 @@ boundary, so that nothing above it needs to know the event store.
 """
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,7 +69,7 @@ class Workflows(Application[uuid.UUID]):
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
-        self._listeners: list[threading.Event] = []
+        self._listeners: list[Callable[[], None]] = []
         self._batcher = SaveBatcher(super().save)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
@@ -127,13 +126,13 @@ class Workflows(Application[uuid.UUID]):
         """Saves what the worker decided; IntegrityError means someone wrote first."""
         return self.save(workflow)
 
-    def add_listener(self, event: threading.Event) -> None:
-        """`event` is set after every save: it wakes this process's followers at once."""
-        self._listeners.append(event)
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """`listener()` is called after every save: it wakes this process's followers at once."""
+        self._listeners.append(listener)
 
     def _notify(self, recordings: list[Recording[uuid.UUID]]) -> None:
-        for event in self._listeners:
-            event.set()
+        for listener in self._listeners:
+            listener()
 
 
 def _last_position(recordings: list[Recording[uuid.UUID]]) -> int | None:

@@ -41,6 +41,9 @@ class System:
     coordinator: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _checkpointer: threading.Thread | None = None
+    _wakeups: list[threading.Event] = field(default_factory=list)  # of the running readers
+    _save_listener: Any = None  # the one PostgreSQL LISTEN for other processes' saves
+    _hooked: bool = False
 
     def start_worker(self) -> System:
         """Starts the orchestrator and the projection for whatever this worker comes to hold
@@ -95,6 +98,7 @@ class System:
         follower = self.followers.pop("projection", None)
         if follower is not None:
             follower.stop()
+            self._wakeups.remove(follower.wakeup)
 
     def reachable(self) -> bool:
         """Whether the event store and the views answer now (quickly: for /ready)."""
@@ -137,19 +141,25 @@ class System:
         return min(self.views.position(shard_name(k)) for k in owned)
 
     def _wakeup(self) -> threading.Event:
+        """A new reader's wake-up, set by every save: this process's at once, another
+        process's through one PostgreSQL LISTEN shared by all readers (a projection that
+        stops and starts again, as leadership comes and goes, adds no connection)."""
+        if not self._hooked:
+            self._hooked = True
+            self.workflows.add_listener(self._wake_readers)
+            if self.settings.is_postgres:
+                from infrastructure.pg_listen import Listener
+
+                channel = self.workflows.recorder.channel_name  # type: ignore[attr-defined]
+                self._save_listener = Listener(
+                    self.settings.database_url, channel, self._wake_readers).start()
         event = threading.Event()
-        self.workflows.add_listener(event)
-        self._listen_for_saves(event)
+        self._wakeups.append(event)
         return event
 
-    def _listen_for_saves(self, event: threading.Event) -> None:
-        """Saves made by other processes wake this process's readers through PostgreSQL."""
-        if not self.settings.is_postgres:
-            return
-        from infrastructure.pg_listen import Listener
-
-        channel = self.workflows.recorder.channel_name  # type: ignore[attr-defined]
-        Listener(self.settings.database_url, channel, event.set).start()
+    def _wake_readers(self) -> None:
+        for event in list(self._wakeups):
+            event.set()
 
     def _checkpoint(self) -> None:
         """Writes where each held shard may resume, twice a second while it moves."""
@@ -187,6 +197,8 @@ class System:
                 log.exception("could not record the final positions")
         if self.coordinator is not None:
             self.coordinator.stop()
+        if self._save_listener is not None:
+            self._save_listener.stop()
         self.views.close()
         self.workflows.close()
         return finished
