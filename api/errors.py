@@ -42,7 +42,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InvalidOrder)
     def _invalid(e: InvalidOrder) -> Response:
-        return problem_response(422, "invalid-order", "Invalid order", str(e))
+        return problem_response(422, "invalid-order", "Invalid order", str(e),
+                                errors=[{"path": e.path, "message": str(e)}])
 
     @app.errorhandler(OrderConflict)
     def _conflict(e: OrderConflict) -> Response:
@@ -61,20 +62,39 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException) -> Response:
         code = e.code or 500
-        return problem_response(code, (e.name or "error").lower().replace(" ", "-"),
-                                e.name or "Error", e.description or e.name or "")
+        response = problem_response(code, (e.name or "error").lower().replace(" ", "-"),
+                                    e.name or "Error", e.description or e.name or "")
+        for name, value in e.get_headers():  # Allow on a 405, Retry-After, ...
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        if code == 413:  # the rest of an oversized body is not worth reading: hang up
+            response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:
-        if _is_store_unavailable(e):
+        kind = _store_error(e)
+        if kind == "unavailable":
             log.warning("store unavailable: %s", type(e).__name__)
             return problem_response(503, "store-unavailable", "Service unavailable",
                                     "the event store cannot be reached; try again shortly")
+        if kind == "data":
+            # The store refused a value (a NUL in text, a number out of range): the input's
+            # fault, and nothing was written.
+            log.warning("store refused a value: %s", type(e).__name__)
+            return problem_response(400, "invalid-input", "Invalid input",
+                                    "the request holds a value the store cannot take")
         log.exception("unhandled error")
         return problem_response(500, "internal-error", "Internal error",
                                 "the server failed to handle this request")
 
 
-def _is_store_unavailable(e: Exception) -> bool:
+def _store_error(e: Exception) -> str | None:
+    """"unavailable" when the store cannot be reached (or is busy past its timeout), "data"
+    when it refused a value, else None. By name: the API knows no driver."""
     names = {c.__name__ for c in type(e).__mro__}
-    return bool(names & {"OperationalError", "InterfaceError", "PoolTimeout", "DatabaseError"})
+    if "DataError" in names:
+        return "data"
+    if names & {"OperationalError", "InterfaceError", "PoolTimeout"}:
+        return "unavailable"
+    return None

@@ -1,23 +1,34 @@
 """Parsing what a request carries: ids, JSON bodies and query parameters. Each helper raises a
-Problem that names what is wrong, so a view stays a few lines long."""
+Problem that names what is wrong, so a view stays a few lines long.
+
+Hostile input stops here: a body that is not strict JSON (duplicate keys, NaN, nesting past
+MAX_DEPTH, invalid UTF-8), a repeated or control-character query parameter, a time outside
+the calendar. Each is a 4xx, never a 5xx further in."""
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import Problem
 
 ORDER_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+MAX_DEPTH = 32  # far more than any order needs; deep enough nesting crashes a parser
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def order_id(raw: str) -> str:
-    if not ORDER_ID.fullmatch(raw):
+    """The order id of the path: 1..100 of A-Z a-z 0-9 . _ - and not only dots (`..` would
+    read as a path step to any proxy or log reader)."""
+    if not ORDER_ID.fullmatch(raw) or not raw.strip("."):
         raise Problem(400, "invalid-order-id", "Invalid order id",
-                      "an order id is 1 to 100 characters of A-Z a-z 0-9 . _ -")
+                      "an order id is 1 to 100 characters of A-Z a-z 0-9 . _ -, "
+                      "not only dots")
     return raw
 
 
@@ -25,28 +36,82 @@ def workflow_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise Problem(404, "not-found", "Not found", f"no workflow {raw[:100]}") from None
+        raise Problem(404, "not-found", "Not found", "no such workflow") from None
 
 
 def json_object() -> dict[str, Any]:
-    """The body as a JSON object; 415 for another media type, 400 for malformed JSON."""
+    """The body as a JSON object; 415 for another media type, 413 past the size limit (also
+    when sent chunked), 400 for anything that is not strict JSON."""
     if not request.is_json:
         raise Problem(415, "unsupported-media-type", "Unsupported media type",
                       "send the body as application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise Problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
+    raw = request.get_data(cache=True)  # 413 at once when Content-Length says too much
+    limit = request.max_content_length
+    if limit is not None and len(raw) >= limit:
+        # A chunked body has no Content-Length: the stream stops at the limit, silently.
+        raise RequestEntityTooLarge()
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise Problem(422, "invalid-order", "Invalid order", "the body must be a JSON object")
     return body
 
 
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, no duplicate keys (two readers could take different values), no
+    NaN or Infinity, at most MAX_DEPTH levels of nesting."""
+    try:
+        text = raw.decode("utf-8")
+        _check_depth(text)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except _Refused as e:
+        raise Problem(400, "malformed-json", "Malformed JSON", str(e)) from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        raise Problem(400, "malformed-json", "Malformed JSON",
+                      "the body is not valid JSON") from None
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Refused(f"the key {json.dumps(key)[:100]} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def _check_depth(text: str) -> None:
+    """Refuses nesting past MAX_DEPTH before the parser recurses into it. Brackets inside
+    strings count too: a cheap over-estimate that no sane order reaches."""
+    depth = 0
+    for match in re.finditer(r"[\[\]{}]", text):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise _Refused(f"the body nests deeper than {MAX_DEPTH} levels")
+
+
 def query(allowed: set[str]) -> dict[str, str]:
-    """The query parameters, refusing any this endpoint does not know."""
+    """The query parameters, refusing any this endpoint does not know, any given twice (the
+    first or the last could win, depending on who reads) and control characters."""
     unknown = set(request.args) - allowed
     if unknown:
         raise Problem(400, "unknown-parameter", "Unknown query parameter",
                       f"unknown query parameter(s): {', '.join(sorted(unknown))[:200]}")
+    for name in request.args:
+        values = request.args.getlist(name)
+        if len(values) > 1:
+            raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                          f"{name} is given {len(values)} times; give it once")
+        if CONTROL.search(values[0]):
+            raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                          f"{name} holds a control character")
     return {k: request.args[k] for k in request.args}
 
 
@@ -59,7 +124,7 @@ def number(args: dict[str, str], name: str, low: float, high: float,
         value = int(raw) if integer else float(raw)
     except ValueError:
         value = None
-    if value is None or not low <= value <= high or (not integer and value <= 0):
+    if value is None or not low <= value <= high:  # NaN fails the comparison too
         kind = "an integer" if integer else "a number"
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
                       f"{name} must be {kind} in {low:g}..{high:g}")
@@ -72,9 +137,10 @@ def timestamp(args: dict[str, str], name: str) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(args[name].replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        # A time at the calendar's edge with an offset falls outside it in UTC.
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (ValueError, OverflowError):
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
-                      f"{name} must be an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                      f"{name} must be an ISO 8601 time between years 1 and 9999") from None

@@ -110,7 +110,7 @@ class System:
                     conn.execute("SELECT 1")
             else:
                 self.workflows.recorder.max_notification_id()
-                self.views.ping()
+            self.views.ping()
         except Exception:  # noqa: BLE001 - whatever the driver raises, the answer is "no"
             return False
         return True

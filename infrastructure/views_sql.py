@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +30,7 @@ STATE_INDEXES = (
     ("status_created", "status, created_at, workflow_id"),
     ("created", "created_at, workflow_id"),
 )
+CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")  # as the views store times
 POSITIONS = """CREATE TABLE IF NOT EXISTS view_positions (
         name TEXT PRIMARY KEY, position BIGINT NOT NULL)"""
 
@@ -212,9 +215,13 @@ class SqlViews:
         return Page(items, encode_cursor(items[-1]) if more and items else None)
 
     def ping(self) -> None:
+        """Reads each table the views serve from: raises unless all of them answer (a
+        database that answers without our tables, say a deleted file reopened empty, is not
+        ready)."""
         with self.reading() as cur:
-            cur.execute("SELECT 1")
-            cur.fetchone()
+            for table in ("workflow_state", "workflow_audit", "view_positions"):
+                cur.execute(f"SELECT 1 FROM {table} LIMIT 1")
+                cur.fetchall()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -302,12 +309,16 @@ def encode_cursor(state: dict[str, Any]) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    """Raises ValueError for a cursor this API did not hand out."""
+    """Raises ValueError for a cursor this API did not hand out: only the exact shape that
+    encode_cursor makes reaches the database (not a NUL it would refuse, not JSON nested
+    deeply enough to crash a parser)."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, wid = json.loads(raw)
-    except (ValueError, TypeError):
+        if len(cursor) > 200:
+            raise ValueError
+        created, wid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(created, str) and CREATED.fullmatch(created)
+                and isinstance(wid, str) and str(uuid.UUID(wid)) == wid):
+            raise ValueError
+    except (ValueError, TypeError, RecursionError):
         raise ValueError("not a cursor this API handed out") from None
-    if not isinstance(created, str) or not isinstance(wid, str):
-        raise ValueError("not a cursor this API handed out")
     return created, wid
