@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 
 class SaveBatcher:
     """Collects save requests and hands them to `save_many` in batches of up to `max_batch`.
 
-    When a batch fails on a conflict, each of its saves is tried alone, so each writer gets
-    its own answer: its recordings, or its IntegrityError."""
+    When a batch fails on a conflict, or on events that cannot be encoded, each of its saves is
+    tried alone, so each writer gets its own answer: its recordings, or its own error. One bad
+    save never fails its neighbours."""
 
     def __init__(self, save_many: Callable[..., list[Any]], max_batch: int = 200) -> None:
         self.save_many, self.max_batch = save_many, max_batch
@@ -66,10 +67,12 @@ class SaveBatcher:
                 recordings = self.save_many(*[e for mine in events for e in mine])
             except IntegrityError:
                 pass  # someone in the batch lost a race: find out who, one by one
-            except Exception as e:  # noqa: BLE001 - each writer gets the store's error
+            except PersistenceError as e:  # the store failed: every writer gets its error
                 for _, future in batch:
                     future.set_exception(e)
                 return
+            except Exception:  # noqa: BLE001 - one writer's events could not be encoded:
+                pass  # find whose, one by one, so that the others are saved all the same
             else:
                 by_id: dict[Any, list[Any]] = {}
                 for r in recordings:

@@ -5,6 +5,7 @@ boundary, so that nothing above it needs to know the event store.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +20,15 @@ from domain.workflow import InvalidTransition, Workflow
 MAX_CENTS = 10**12
 MAX_SKUS = 100
 MAX_ADDRESS = 500
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class InvalidOrder(ValueError):
-    """The order's fields are out of range; nothing was recorded."""
+    """The order's fields are out of range; nothing was recorded. `path` names the field."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
 
 
 class WorkflowNotFound(LookupError):
@@ -53,13 +59,30 @@ class Started:
 def validate_order(cents: Any, skus: Any, address: Any) -> None:
     """Raises InvalidOrder naming the first field that breaks the contract's ranges."""
     if isinstance(cents, bool) or not isinstance(cents, int) or not 1 <= cents <= MAX_CENTS:
-        raise InvalidOrder(f"cents must be an integer from 1 to {MAX_CENTS}")
+        raise InvalidOrder(f"cents must be an integer from 1 to {MAX_CENTS}", "cents")
     if not isinstance(skus, list) or not 1 <= len(skus) <= MAX_SKUS:
-        raise InvalidOrder(f"skus must be a list of 1 to {MAX_SKUS} strings")
-    if not all(isinstance(s, str) and 0 < len(s) <= 100 for s in skus):
-        raise InvalidOrder("each sku must be a string of 1 to 100 characters")
+        raise InvalidOrder(f"skus must be a list of 1 to {MAX_SKUS} strings", "skus")
+    for i, sku in enumerate(skus):
+        if not isinstance(sku, str) or not 0 < len(sku) <= 100:
+            raise InvalidOrder("each sku must be a string of 1 to 100 characters", f"skus[{i}]")
+        _plain_text(f"skus[{i}]", sku)
     if not isinstance(address, str) or not 1 <= len(address) <= MAX_ADDRESS:
-        raise InvalidOrder(f"address must be a string of 1 to {MAX_ADDRESS} characters")
+        raise InvalidOrder(f"address must be a string of 1 to {MAX_ADDRESS} characters",
+                           "address")
+    _plain_text("address", address)
+
+
+def _plain_text(field: str, value: str) -> None:
+    """Text that every reader takes the same way: encodable as UTF-8 (a lone surrogate is
+    valid JSON but cannot be stored or sent on) and free of control characters (a terminal, a
+    log line or a participant would misread a NUL, an ESC or a line break)."""
+    if CONTROL.search(value):
+        raise InvalidOrder(f"{field} must not hold control characters", field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidOrder(f"{field} must be valid Unicode text (no lone surrogates)",
+                           field) from None
 
 
 class Workflows(Application[uuid.UUID]):

@@ -34,3 +34,24 @@ def test_a_conflict_in_a_batch_keeps_the_other_writers_events() -> None:
         assert workflows.load(newcomer.id).order_id == "o-2"
     finally:
         workflows.close()
+
+
+def test_an_event_that_cannot_be_encoded_fails_only_its_own_save(tmp_path: Any) -> None:
+    """A lone surrogate slipped past validation: its writer gets the error, its batch
+    neighbours are saved and told so truthfully."""
+    workflows = Workflows(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                               "SQLITE_DBNAME": str(tmp_path / "store.sqlite3")})
+    try:
+        poisoned = Workflow(order_id="o-bad", cents=1, skus=["a"], address="\ud800")
+        valid = Workflow(order_id="o-good", **ORDER)
+        lost, kept = Future[list[Any]](), Future[list[Any]]()
+
+        workflows._batcher._commit([(poisoned, lost), (valid, kept)])
+
+        with pytest.raises(UnicodeEncodeError):
+            lost.result()
+        assert [r.domain_event.originator_id for r in kept.result()] == [valid.id]
+        assert workflows.load(valid.id).order_id == "o-good"
+        assert workflows.recorder.max_notification_id() == 1  # nothing of the poisoned one
+    finally:
+        workflows.close()
