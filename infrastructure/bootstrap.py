@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from eventsourcing.persistence import PersistenceError
+
 from application.orchestrator import Metrics, RetryPolicy
 from application.ports import Participants
 from application.workflows import Workflows
-from infrastructure.settings import Settings
+from infrastructure.settings import Settings, SettingsError
 from infrastructure.system import System, shard_name
 from infrastructure.views_sql import SqliteViews, SqlViews
 
@@ -34,6 +37,21 @@ def schema_lock(settings: Settings) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+@contextlib.contextmanager
+def _store_opening(settings: Settings) -> Iterator[None]:
+    """A SQLite store that cannot be created or opened where DATABASE_URL points (a read-only
+    folder, a file in the way) stops the process with a message naming the variable."""
+    if settings.is_postgres:
+        yield
+        return
+    try:
+        yield
+    except (OSError, sqlite3.Error, PersistenceError) as e:
+        raise SettingsError(
+            f"DATABASE_URL: cannot create or open the SQLite store at {settings.sqlite_path} "
+            f"({getattr(e, 'strerror', None) or e})") from None
 
 
 def store_env(settings: Settings) -> dict[str, str]:
@@ -103,10 +121,10 @@ def bootstrap(settings: Settings, participants: Participants | None = None,
     A process that `serves_requests` checks each pooled PostgreSQL connection before use, so
     that the first request after a database restart succeeds instead of meeting a dead
     connection; a worker skips that round trip (it retries a failed step by itself)."""
-    env = store_env(settings)
-    if serves_requests and settings.is_postgres:
-        env["POSTGRES_PRE_PING"] = "y"
-    with schema_lock(settings):
+    with schema_lock(settings), _store_opening(settings):
+        env = store_env(settings)
+        if serves_requests and settings.is_postgres:
+            env["POSTGRES_PRE_PING"] = "y"
         workflows = Workflows(env=env)
         views = overrides.get("views") or build_views(settings, check=serves_requests)
     return System(settings, workflows, views, retry_policy(settings),

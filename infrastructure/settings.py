@@ -3,6 +3,7 @@ value stops the process with a message naming the variable, not a stack trace la
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise SettingsError(
             "DATABASE_URL must be sqlite:///path/file.sqlite3 or postgresql://user:pass@host/db")
+    if url.startswith("sqlite:///"):
+        _check_sqlite_folder(url)
     urls, given = {}, True
     for name in PARTICIPANTS:
         var = f"{name.upper()}_URL"
@@ -90,8 +93,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             for p in PARTICIPANTS
         },
         rate_limits={p: _optional_float(env, f"{p.upper()}_RATE_LIMIT") for p in PARTICIPANTS},
-        api_tokens=_tokens(env.get("API_TOKENS"), "client"),
-        operator_tokens=_tokens(env.get("OPERATOR_TOKENS"), "operator"),
+        api_tokens=_tokens("API_TOKENS", env.get("API_TOKENS"), "client"),
+        operator_tokens=_tokens("OPERATOR_TOKENS", env.get("OPERATOR_TOKENS"), "operator"),
         allow_anonymous=env.get("ALLOW_ANONYMOUS", "") in ("1", "true", "yes"),
         log_json=env.get("LOG_FORMAT", "json") != "text",
         shards=_int(env, "WORKER_SHARDS", 16, 1, 1024),
@@ -133,11 +136,46 @@ def _optional_float(env: Mapping[str, str], var: str) -> float | None:
     return _float(env, var, 0.0, 0.001, 1_000_000)
 
 
-def _tokens(raw: str | None, kind: str) -> tuple[tuple[str, str], ...]:
-    """`name=token` pairs, or bare tokens (named `<kind>-1`, `<kind>-2`, ...): the name is
-    what an operator's retry records as who asked, so the token itself is never stored."""
+MIN_TOKEN_LENGTH = 16
+TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _tokens(var: str, raw: str | None, kind: str) -> tuple[tuple[str, str], ...]:
+    """Comma-separated tokens, each `name:token` or a bare token (named `<kind>-1`, ...).
+
+    The name is what an operator's retry records as who asked, so it is never derived from
+    the secret. `:` is the separator because no base64, base64url or hex token holds one (a
+    `=` would split a padded base64 token); a token that holds a `:` needs a name in front.
+    A token under MIN_TOKEN_LENGTH characters refuses to start: such a token is a typo or a
+    guessable one, never a secret."""
     named = []
     for i, item in enumerate((t.strip() for t in (raw or "").split(",") if t.strip()), 1):
-        name, sep, token = item.partition("=")
-        named.append((name.strip(), token.strip()) if sep else (f"{kind}-{i}", item))
+        name, sep, token = item.partition(":")
+        if not sep:
+            name, token = f"{kind}-{i}", item
+        elif not TOKEN_NAME.fullmatch(name):
+            raise SettingsError(
+                f"{var}: token {i} has a name that is not 1 to 64 of A-Z a-z 0-9 _ . - "
+                "(the syntax is name:token or a bare token, comma-separated)")
+        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise SettingsError(
+                f"{var}: token {i} ({name}) must be at least {MIN_TOKEN_LENGTH} characters "
+                "with no spaces (the syntax is name:token or a bare token, comma-separated)")
+        named.append((name, token))
     return tuple(named)
+
+
+def _check_sqlite_folder(url: str) -> None:
+    """The SQLite file must be creatable where DATABASE_URL points: say so now, naming the
+    variable, rather than fail with a traceback on the first write."""
+    path = Path(url[len("sqlite:///"):])
+    if path.exists():
+        if not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+            raise SettingsError(f"DATABASE_URL: {path} is not a readable and writable file")
+        return
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        raise SettingsError(
+            f"DATABASE_URL: cannot create {path}: the folder {folder} is not writable")

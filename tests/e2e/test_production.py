@@ -100,7 +100,7 @@ def test_the_api_killed_mid_request_then_a_retry_gets_the_same_workflow(
 
 def test_bearer_tokens_guard_every_endpoint_but_health_ready_and_metrics(
         tmp_path: Path, pg_url: str, participants: Participants) -> None:
-    client, operator = "c-secret-123", "op-secret-456"
+    client, operator = "c-secret-0123456789", "op-secret-0123456789"
     worker = Worker(tmp_path, pg_url, participants).start()
     api = Api(tmp_path, pg_url, API_TOKENS=client, OPERATOR_TOKENS=operator).start()
     as_client = {"headers": {"Authorization": f"Bearer {client}"}}

@@ -19,8 +19,8 @@ ORDER = {"cents": 100, "skus": ["a"], "address": "1 Main St"}
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[System]:
     settings = load({"DATABASE_URL": f"sqlite:///{tmp_path}/o.sqlite3",
-                     "API_TOKENS": "shop=c-123,c-456",
-                     "OPERATOR_TOKENS": "alice=op-789"})
+                     "API_TOKENS": "shop:c-123-0123456789ab,c-456-0123456789ab",
+                     "OPERATOR_TOKENS": "alice:op-789-0123456789ab"})
     built = bootstrap(settings)  # no worker: workflows stay where they are
     yield built
     built.views.close()
@@ -37,32 +37,37 @@ def bearer(token: str) -> dict[str, Any]:
 
 
 def test_tokens_are_named_and_bare_ones_numbered(system: System) -> None:
-    assert system.settings.api_tokens == (("shop", "c-123"), ("client-2", "c-456"))
-    assert system.settings.operator_tokens == (("alice", "op-789"),)
+    assert system.settings.api_tokens == (("shop", "c-123-0123456789ab"), ("client-2", "c-456-0123456789ab"))
+    assert system.settings.operator_tokens == (("alice", "op-789-0123456789ab"),)
 
 
 def test_no_token_or_an_unknown_one_is_401_and_a_client_on_operator_endpoints_403(
         client: FlaskClient) -> None:
-    for kw in ({}, bearer("c-999"), {"headers": {"Authorization": "Basic c-123"}}):
+    for kw in ({}, bearer("c-999"), {"headers": {"Authorization": "Basic c-123-0123456789ab"}}):
         r = client.post("/orders/o-1/orchestrate", json=ORDER, **kw)
         assert r.status_code == 401 and r.mimetype == "application/problem+json"
-    assert client.post("/orders/o-1/orchestrate", json=ORDER, **bearer("c-456")).status_code \
+    assert client.post("/orders/o-1/orchestrate", json=ORDER, **bearer("c-456-0123456789ab")).status_code \
         == 202
     for path in ("/workflows", "/events"):
-        r = client.get(path, **bearer("c-123"))
+        r = client.get(path, **bearer("c-123-0123456789ab"))
         assert r.status_code == 403 and r.mimetype == "application/problem+json"
     assert client.get("/health").status_code == 200
-    assert client.get("/workflows", **bearer("op-789")).status_code == 200
+    assert client.get("/workflows", **bearer("op-789-0123456789ab")).status_code == 200
 
 
 def test_a_retry_records_the_operators_token_name_and_reason(
         client: FlaskClient, system: System) -> None:
     wid = client.post("/orders/o-2/orchestrate", json=ORDER,
-                      **bearer("c-123")).get_json()["workflowId"]
-    r = client.post(f"/workflows/{wid}/retry?reason=stuck%20since%20noon", **bearer("op-789"))
+                      **bearer("c-123-0123456789ab")).get_json()["workflowId"]
+    # The charge failed once and waits for its next attempt: a retry has something to do.
+    system.workflows.change(uuid.UUID(wid), lambda w: w.fail(
+        "charge", 1, "503: busy", retryable=True, uncertain=True, max_attempts=5,
+        retry_at=1e12))
+    r = client.post(f"/workflows/{wid}/retry?reason=stuck%20since%20noon",
+                    **bearer("op-789-0123456789ab"))
     assert r.status_code == 202
     events = list(system.workflows.events.get(uuid.UUID(wid)))
     retry = events[-1]
     assert type(retry).__name__ == "RetryRequested"
     assert (retry.by, retry.reason) == ("alice", "stuck since noon")
-    assert "op-789" not in repr(events)
+    assert "op-789-0123456789ab" not in repr(events)
