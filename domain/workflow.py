@@ -189,9 +189,12 @@ class Workflow(Aggregate):
             self.cancel_requested_(by="client")
 
     def request_retry(self, by: str, reason: str) -> None:
-        """An operator's retry: resumes a COMPENSATION_FAILED or a stuck running workflow."""
+        """An operator's retry: resumes a COMPENSATION_FAILED or a stuck running workflow.
+        Like a cancel, one that would change nothing records nothing."""
         if self.status in TERMINAL and self.status not in RETRYABLE:
             raise InvalidTransition(self.id, self.status, "retry")
+        if self.status not in RETRYABLE and not self.budget and self.retry_at is None:
+            return  # nothing spent, nothing waited for: a retry would change nothing
         self.retry_requested(by=by, reason=reason)
 
     # --- events ---------------------------------------------------------------------------

@@ -338,6 +338,18 @@ def test_retry_of_a_running_workflow_in_backoff_makes_the_step_due_now() -> None
     assert workflow.status == "CHARGED"
 
 
+def test_a_retry_that_would_change_nothing_records_nothing() -> None:
+    workflow = new_workflow()
+    succeed_due(workflow, "pay-1")
+    transient_due(workflow, retry_at=1e12)
+    names(workflow)
+    workflow.request_retry(by="ops", reason="first")  # resets the budget and the wait
+    assert names(workflow) == ["RetryRequested"]
+    for _ in range(3):
+        workflow.request_retry(by="ops", reason="again")
+    assert names(workflow) == []
+
+
 # --- cancellation -----------------------------------------------------------------------------
 
 
