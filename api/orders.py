@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
+from werkzeug.routing import PathConverter
 
 from api import requests_parsing as parse
 from api.errors import Problem
@@ -10,7 +11,24 @@ from infrastructure import metrics
 bp = Blueprint("orders", __name__)
 
 
-@bp.post("/orders/<path:raw_order_id>/orchestrate")
+class _AnyPath(PathConverter):
+    """Werkzeug's path converter but for line breaks: an id holding one is a 400 for bad
+    input, not a 404 for an unknown URL."""
+
+    regex = "(?s:[^/].*?)"
+
+
+class _OrderPath(_AnyPath):
+    """As _AnyPath, less the `.../orchestrate` of the POST route: a GET there is a 405."""
+
+    regex = r"(?s:(?!.*/orchestrate\Z)[^/].*?)"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.update(
+    any_path=_AnyPath, order_path=_OrderPath))
+
+
+@bp.post("/orders/<any_path:raw_order_id>/orchestrate")
 def orchestrate(raw_order_id: str) -> tuple[Response, int] | Response:
     """Starts the order's saga (or finds it: same body, same workflow) and answers at once, or
     with ?wait=S once it ends."""
@@ -38,7 +56,7 @@ def orchestrate(raw_order_id: str) -> tuple[Response, int] | Response:
     return response
 
 
-@bp.get("/orders/<path:raw_order_id>")
+@bp.get("/orders/<order_path:raw_order_id>")
 def by_order(raw_order_id: str) -> Response:
     """The state view of the order's workflow."""
     order_id = parse.order_id(raw_order_id)

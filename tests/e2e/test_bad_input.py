@@ -64,7 +64,7 @@ def test_bad_order_ids(sqlite_orchestrator: Orchestrator, order_id: str) -> None
     _nothing_started(sqlite_orchestrator)
 
 
-@pytest.mark.parametrize("query", ["wait=0", "wait=31", "wait=abc", "bogus=1"])
+@pytest.mark.parametrize("query", ["wait=-1", "wait=31", "wait=abc", "wait=nan", "bogus=1"])
 def test_bad_query_parameters(sqlite_orchestrator: Orchestrator, query: str) -> None:
     r = requests.post(f"{sqlite_orchestrator.url}/orders/o-q/orchestrate?{query}", json=ORDER,
                       timeout=5)

@@ -37,17 +37,19 @@ def bearer(token: str) -> dict[str, Any]:
 
 
 def test_tokens_are_named_and_bare_ones_numbered(system: System) -> None:
-    assert system.settings.api_tokens == (("shop", "c-123-0123456789ab"), ("client-2", "c-456-0123456789ab"))
+    assert system.settings.api_tokens == (("shop", "c-123-0123456789ab"),
+                                          ("client-2", "c-456-0123456789ab"))
     assert system.settings.operator_tokens == (("alice", "op-789-0123456789ab"),)
 
 
 def test_no_token_or_an_unknown_one_is_401_and_a_client_on_operator_endpoints_403(
         client: FlaskClient) -> None:
-    for kw in ({}, bearer("c-999"), {"headers": {"Authorization": "Basic c-123-0123456789ab"}}):
+    for kw in ({}, bearer("c-999"),
+               {"headers": {"Authorization": "Basic c-123-0123456789ab"}}):
         r = client.post("/orders/o-1/orchestrate", json=ORDER, **kw)
         assert r.status_code == 401 and r.mimetype == "application/problem+json"
-    assert client.post("/orders/o-1/orchestrate", json=ORDER, **bearer("c-456-0123456789ab")).status_code \
-        == 202
+    placed = client.post("/orders/o-1/orchestrate", json=ORDER, **bearer("c-456-0123456789ab"))
+    assert placed.status_code == 202
     for path in ("/workflows", "/events"):
         r = client.get(path, **bearer("c-123-0123456789ab"))
         assert r.status_code == 403 and r.mimetype == "application/problem+json"
