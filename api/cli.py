@@ -55,8 +55,8 @@ def run(port: int, participants_port: int) -> None:
     from werkzeug.serving import make_server
 
     from api.app import create_app
+    from demo.server import make_participants_server
     from infrastructure.bootstrap import bootstrap
-    from infrastructure.demo_participants import make_participants_server
     from infrastructure.metrics import PrometheusMetrics
 
     settings = _settings()
@@ -148,8 +148,8 @@ def db_init() -> None:
 @click.option("--db", default="var/participants.sqlite3", show_default=True,
               help="where the participants keep their records")
 def participants(host: str, port: int, db: str) -> None:
-    """The demo Payment, Inventory and Shipping services, with fault injection."""
-    from infrastructure.demo_participants import serve_participants
+    """The demo participants of the bundled definitions (order, trip), with fault injection."""
+    from demo.server import serve_participants
 
     logs.configure(json_lines=False)
     Path(db).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,7 @@
-"""The demo participants over real HTTP: a threaded werkzeug server on a free port, `requests`."""
+"""The demo participants over real HTTP: a threaded werkzeug server on a free port, `requests`.
+
+The order's calls (payments, inventory, shipments), then the trip's (flights, hotels, cars,
+notifications). test_demo_routes.py sends every call of the bundled definitions."""
 from __future__ import annotations
 
 import threading
@@ -10,14 +13,27 @@ from typing import Any
 import pytest
 import requests
 
-from infrastructure.demo_participants import (
-    close_participants_server,
-    create_participants_app,
-    make_participants_server,
-)
-from infrastructure.demo_participants_faults import FaultSpecError, faults_from_environ
+from demo.app import create_participants_app
+from demo.faults import FaultSpecError, faults_from_environ
+from demo.routes import ACTIONS
+from demo.server import close_participants_server, make_participants_server
 
 TIMEOUT = 5  # seconds; every request gets an explicit timeout
+# Spelled out rather than read from demo.routes, so a call that goes missing fails a test.
+ALL_ACTIONS = ("charge", "refund", "reserve", "release", "ship", "cancel",
+               "flight", "cancel_flight", "hotel", "cancel_hotel", "car", "cancel_car", "confirm")
+NONE = dict.fromkeys(ALL_ACTIONS, 0)
+DATES = {"depart": "2030-06-01", "return": "2030-06-08"}
+# action -> (path, body but its tripId and idempotencyKey), as trip.yaml sends them
+BOOKINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "flight": ("/flights/bookings", {"travellerId": None, "from": "LHR", "to": "JFK", **DATES,
+                                     "travellers": 2}),
+    "hotel": ("/hotels/bookings", {"travellerId": "tr-1", "city": "JFK",
+                                   "checkIn": DATES["depart"], "checkOut": DATES["return"],
+                                   "guests": 2}),
+    "car": ("/cars/bookings", {"travellerId": None, "pickUp": "JFK", "from": DATES["depart"],
+                               "until": DATES["return"]}),
+}
 
 
 class Participants:
@@ -63,6 +79,23 @@ class Participants:
     def ship(self, order: str = "o-1", key: str = "k-ship") -> requests.Response:
         body = {"orderId": order, "address": "1 Main St", "idempotencyKey": key}
         return self.post("/shipments", body, key=key)
+
+    def book(self, action: str, trip: str = "t-1", key: str | None = None) -> requests.Response:
+        """A flight, hotel or car booking for `trip` (key: `k-<action>` unless given)."""
+        path, fields = BOOKINGS[action]
+        key = key or f"k-{action}"
+        return self.post(path, {"tripId": trip, **fields, "idempotencyKey": key}, key=key)
+
+    def cancel(self, action: str, booking: str, key: str | None = None) -> requests.Response:
+        """Cancels a flight, hotel or car booking."""
+        return self.post(f"{BOOKINGS[action][0]}/{booking}/cancel", key=key or f"k-un{action}")
+
+    def confirm(self, trip: str = "t-1", key: str = "k-confirm",
+                **fields: Any) -> requests.Response:
+        body = {"tripId": trip, "travellerId": None, "flight": "flt_1", "hotel": "htl_1",
+                "car": None, "payment": "pay_1", "approvedBy": None, "idempotencyKey": key,
+                **fields}
+        return self.post("/notifications", body, key=key)
 
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -141,9 +174,9 @@ def test_stats_count_orders_by_outcome(svc: Participants) -> None:
     svc.charge("half", "c3")
     stats = svc.stats(orderId="done")
     assert stats["orders"] == {"completed": 1, "compensated": 1, "partial": 1}
-    assert stats["effects"] == {"charge": 3, "refund": 1, "reserve": 1, "release": 0,
+    assert stats["effects"] == {**NONE, "charge": 3, "refund": 1, "reserve": 1, "release": 0,
                                 "ship": 1, "cancel": 0}
-    assert stats["by_order"] == {"charge": 1, "refund": 0, "reserve": 1, "release": 0,
+    assert stats["by_order"] == {**NONE, "charge": 1, "refund": 0, "reserve": 1, "release": 0,
                                  "ship": 1, "cancel": 0}
     assert stats["calls"]["charge"] == 3 and stats["duplicate_effects"] == 0
     assert stats["missing_headers"] == {"Idempotency-Key": 0, "X-Workflow-Id": 0,
@@ -196,7 +229,7 @@ def test_body_key_is_used_without_the_header(svc: Participants) -> None:
 
 def test_one_key_for_different_actions_is_two_actions(svc: Participants) -> None:
     svc.charge(key="same"), svc.reserve(key="same")
-    assert svc.stats()["effects"] == {"charge": 1, "refund": 0, "reserve": 1,
+    assert svc.stats()["effects"] == {**NONE, "charge": 1, "refund": 0, "reserve": 1,
                                      "release": 0, "ship": 0, "cancel": 0}
 
 
@@ -371,3 +404,140 @@ def test_an_id_of_another_kind_is_unknown(svc: Participants) -> None:
 def test_unknown_routes_and_methods_are_problems(svc: Participants) -> None:
     assert_problem(svc.get("/nope"), 404)
     assert_problem(svc.get("/payments/charge"), 405)
+
+
+# The trip's calls (definitions/trip.yaml)
+
+
+def test_every_call_has_its_action_and_a_fault(svc: Participants) -> None:
+    assert tuple(ACTIONS) == ALL_ACTIONS
+    spec = {action: {"status": 503, "rate": 0} for action in ALL_ACTIONS}
+    assert svc.set_faults(spec).json() == spec
+    stats = svc.stats()
+    assert stats["effects"] == stats["calls"] == stats["replays"] == NONE
+
+
+@pytest.mark.parametrize(("action", "prefix"), [("flight", "flt_"), ("hotel", "htl_"),
+                                                ("car", "car_")])
+def test_a_booking_and_its_cancel(svc: Participants, action: str, prefix: str) -> None:
+    booked = svc.book(action)
+    assert booked.status_code == 201
+    booking = booked.json()["bookingId"]
+    assert booking.startswith(prefix)
+    assert booked.json() == {"tripId": "t-1", "bookingId": booking, "status": "booked"}
+    cancelled = svc.cancel(action, booking)
+    assert cancelled.status_code == 200
+    assert cancelled.json() == {"bookingId": booking, "status": "cancelled"}
+    assert svc.stats(key="t-1")["by_order"] == {**NONE, action: 1, f"cancel_{action}": 1}
+
+
+def test_confirm_answers_a_notification(svc: Participants) -> None:
+    sent = svc.confirm()
+    assert sent.status_code == 201
+    notification = sent.json()["notificationId"]
+    assert notification.startswith("ntf_")
+    assert sent.json() == {"tripId": "t-1", "notificationId": notification, "status": "sent"}
+    assert svc.stats()["effects"]["confirm"] == 1
+
+
+def test_a_trip_call_replays_its_original_answer(svc: Participants) -> None:
+    first, second = svc.book("hotel"), svc.book("hotel")
+    assert second.status_code == 201 and second.json() == first.json()
+    assert second.headers.get("Idempotent-Replayed") == "true"
+    booking = first.json()["bookingId"]
+    undone, again = svc.cancel("hotel", booking), svc.cancel("hotel", booking)
+    assert again.status_code == 200 and again.json() == undone.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    stats = svc.stats()
+    assert stats["effects"] == {**NONE, "hotel": 1, "cancel_hotel": 1}
+    assert stats["replays"] == {**NONE, "hotel": 1, "cancel_hotel": 1}
+    assert stats["calls"] == {**NONE, "hotel": 2, "cancel_hotel": 2}
+    assert stats["duplicate_effects"] == 0
+
+
+def test_a_fault_on_a_trip_action(svc: Participants) -> None:
+    svc.set_faults({"flight": {"status": 503, "count": 1}})
+    problem = assert_problem(svc.book("flight"), 503)
+    assert problem["type"] == "urn:demo-participants:injected-fault"
+    assert problem["detail"] == "flight: injected fault"
+    assert svc.stats()["effects"]["flight"] == 0
+    booking = svc.book("flight").json()["bookingId"]  # the same key, processed anew
+    svc.set_faults({"cancel_flight": {"status": 500, "apply": True}})
+    assert_problem(svc.cancel("flight", booking), 500)  # applied; the answer is lost
+    retried = svc.cancel("flight", booking)
+    assert retried.status_code == 200 and retried.headers.get("Idempotent-Replayed") == "true"
+    assert svc.stats()["effects"] == {**NONE, "flight": 1, "cancel_flight": 1}
+
+
+def test_a_business_fault_on_a_trip_action(svc: Participants) -> None:
+    svc.set_faults({"car": {"business": True}})
+    assert assert_problem(svc.book("car"), 422)["title"] == "Business rejection"
+    assert svc.stats()["effects"]["car"] == 0
+
+
+def test_stats_by_trip_id(svc: Participants) -> None:
+    # A whole trip: flight, hotel, car, its charge (orderId is the trip's key, as in
+    # trip.yaml) and the confirmation.
+    for action in ("flight", "hotel", "car"):
+        svc.book(action, "t-done", f"d-{action}")
+    svc.charge("t-done", "d-charge")
+    svc.confirm("t-done", "d-confirm")
+    # Booked, then undone: each cancel belongs to the trip of the booking it cancels.
+    for action in ("flight", "hotel"):
+        booking = svc.book(action, "t-undone", f"u-{action}").json()["bookingId"]
+        svc.cancel(action, booking, f"u-cancel-{action}")
+    svc.book("flight", "t-half", "h-flight")
+    svc.charge("o-done", "o-charge"), svc.reserve("o-done", "o-reserve")
+    svc.ship("o-done", "o-ship")
+    stats = svc.stats(key="t-done")
+    assert stats["by_order"] == {**NONE, "flight": 1, "hotel": 1, "car": 1, "charge": 1,
+                                 "confirm": 1}
+    assert stats["orders"] == {"completed": 2, "compensated": 1, "partial": 1}
+    assert stats["duplicate_effects"] == 0
+    assert svc.stats(orderId="t-undone")["by_order"] == {
+        **NONE, "flight": 1, "cancel_flight": 1, "hotel": 1, "cancel_hotel": 1}
+    assert svc.stats(key="t-half", orderId="t-half")["by_order"] == {**NONE, "flight": 1}
+    assert_problem(svc.get("/_stats", key="t-half", orderId="o-done"), 400)
+
+
+def test_a_trip_without_its_car_is_completed_and_two_flights_are_not(svc: Participants) -> None:
+    for action in ("flight", "hotel"):
+        svc.book(action, "t-1", f"a-{action}")
+    svc.charge("t-1", "a-charge"), svc.confirm("t-1", "a-confirm")
+    assert svc.stats()["orders"] == {"completed": 1, "compensated": 0, "partial": 0}
+    svc.book("flight", "t-1", "b-flight")  # booked again without a cancel in between
+    stats = svc.stats()
+    assert stats["orders"] == {"completed": 0, "compensated": 0, "partial": 1}
+    assert stats["duplicate_effects"] == 1
+
+
+@pytest.mark.parametrize(("action", "change", "named"), [
+    ("flight", {"tripId": None}, "flight: tripId must be a non-empty string"),
+    ("flight", {"tripId": ""}, "flight: tripId must be a non-empty string"),
+    ("flight", {"from": "lhr"}, "flight: from must be a three-letter airport code"),
+    ("flight", {"depart": "1 June"}, "flight: depart must be a date YYYY-MM-DD"),
+    ("flight", {"travellers": 0}, "flight: travellers must be a positive integer"),
+    ("hotel", {"guests": True}, "hotel: guests must be a positive integer"),
+    ("hotel", {"idempotencyKey": 7}, "hotel: idempotencyKey must be a string"),
+    ("car", {"until": None}, "car: until must be a date YYYY-MM-DD"),
+])
+def test_a_bad_trip_body_is_a_400_naming_the_field(svc: Participants, action: str,
+                                                   change: dict[str, Any], named: str) -> None:
+    path, fields = BOOKINGS[action]
+    body = {"tripId": "t-1", **fields, **change}
+    assert assert_problem(svc.post(path, body, key="k"), 400)["detail"] == named
+    assert svc.stats()["effects"] == NONE
+
+
+def test_a_confirmation_needs_what_it_confirms(svc: Participants) -> None:
+    detail = assert_problem(svc.confirm(payment=""), 400)["detail"]
+    assert detail == "confirm: payment must be a non-empty string"
+    assert svc.confirm(car="car_1", approvedBy="ann").status_code == 201  # optional fields
+
+
+def test_a_booking_of_another_kind_is_unknown(svc: Participants) -> None:
+    hotel = svc.book("hotel").json()["bookingId"]
+    problem = assert_problem(svc.cancel("flight", hotel), 404)
+    assert problem["detail"] == f"cancel_flight: no bookingId {hotel!r}"
+    assert_problem(svc.post("/cars/bookings/car_nope/cancel", key="k"), 404)
+    assert svc.stats()["effects"] == {**NONE, "hotel": 1}

@@ -1,6 +1,7 @@
 """Fault injection for the demo participants: which call of which action fails, and how.
 
-A spec maps an action (charge, refund, reserve, release, ship, cancel) to fields:
+A spec maps an action (a call name of demo.routes: charge, refund, reserve, release, ship,
+cancel, flight, cancel_flight, hotel, cancel_hotel, car, cancel_car, confirm) to fields:
 `status` answers a problem document of that status instead of the result (503 when only
 `apply`, `retry_after` or `business` ask for a failed answer, 422 with `business`); `rate` is
 the chance per call (default 1); `count` fires only on the first N calls of the action after
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infrastructure.demo_participants_store import ACTIONS
+from demo.routes import ACTIONS
 
 _NUMBER_FIELDS = {"rate": (0, 1), "delay_ms": (0, 600_000), "timeout_ms": (0, 600_000)}
 _INT_FIELDS = {"status": (400, 599), "count": (0, 10**9), "retry_after": (0, 86_400)}
