@@ -5,21 +5,26 @@ from flask import Flask
 
 from api import errors
 from api.access import install_access
-from api.waiting import ViewWaiter
+from api.limits import MAX_BODY
+from api.waiting import install_waiter
 from infrastructure.bootstrap import System
 
-MAX_BODY = 64 * 1024
+__all__ = ["MAX_BODY", "create_app"]
 
 
-def create_app(system: System) -> Flask:
-    """The API over `system`; GET endpoints read its views, commands go to its workflows."""
+def create_app(system: System, max_waiting: int | None = None) -> Flask:
+    """The API over `system`; GET endpoints read its views, commands go to its workflows.
+
+    `max_waiting` bounds the `?wait` requests that wait at once in this process; a server with
+    a pool of request threads passes a part of that pool (see api.serve), so that waiting
+    requests cannot take every thread. None (test clients) sets no bound."""
     from api import events, operations, orders, workflows
 
     app = Flask("orchestrator")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["system"] = system
-    app.extensions["waiter"] = ViewWaiter(system)
+    install_waiter(app, system, max_waiting)
     errors.register(app)
     install_access(app, system.settings)
     for blueprint in (orders.bp, workflows.bp, events.bp, operations.bp):

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from api.gunicorn_worker import BufferingThreadWorker
 from infrastructure.settings import Settings
+
+THREADS = 16  # request threads per process
+# `?wait` requests that may wait at once per process: the other threads stay free for every
+# other request (health checks, reads, commands), however many clients wait.
+MAX_WAITING = THREADS // 2
+_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _Gunicorn(BaseApplication):
@@ -24,14 +32,27 @@ class _Gunicorn(BaseApplication):
         from api.app import create_app
         from infrastructure.bootstrap import bootstrap
 
-        return create_app(bootstrap(self.settings, serves_requests=True))
+        return create_app(bootstrap(self.settings, serves_requests=True),
+                          max_waiting=MAX_WAITING)
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    """Runs gunicorn in the foreground until SIGTERM or SIGINT."""
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="orch-metrics-"))
-    _Gunicorn(settings, {
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
-        "threads": 16, "timeout": 60, "graceful_timeout": 10, "accesslog": None,
-        "loglevel": "warning",
-    }).run()
+    """Runs gunicorn in the foreground until SIGTERM or SIGINT. The processes share their
+    metrics through PROMETHEUS_MULTIPROC_DIR; unless the environment names one, a folder of
+    this run's own is made, and removed when it stops."""
+    made = None
+    if not os.environ.get(_METRICS_DIR):
+        made = os.environ[_METRICS_DIR] = tempfile.mkdtemp(prefix="orch-metrics-")
+    master = os.getpid()
+    try:
+        _Gunicorn(settings, {
+            "bind": f"{host}:{port}", "workers": workers,
+            "worker_class": BufferingThreadWorker, "threads": THREADS, "timeout": 60,
+            "graceful_timeout": 10, "accesslog": None, "loglevel": "warning",
+        }).run()
+    finally:
+        # gunicorn's workers are forks that leave through this frame too: only the master,
+        # once every worker is gone, removes the folder.
+        if made is not None and os.getpid() == master:
+            os.environ.pop(_METRICS_DIR, None)
+            shutil.rmtree(made, ignore_errors=True)

@@ -1,11 +1,18 @@
 """Waiting for the views: read-your-writes after a command, and `?wait=S` for a terminal
 status. One thread serves every waiting request: after each write to the views (told by the
 projection in this process, or by PostgreSQL NOTIFY from another) it looks up all that is
-awaited in one query, instead of each request polling on its own."""
+awaited in one query, instead of each request polling on its own.
+
+A waiting request still holds one of the server's request threads, so at most `max_waiting`
+requests of a process wait for a terminal status at once; past that bound `terminal` answers
+None at once (the caller answers as if the wait had expired) and the response gets a
+`Retry-After` hint, so that waiters can never take the threads that other requests need."""
 from __future__ import annotations
 
 import threading
 from typing import Any
+
+from flask import Flask, Response, g, has_app_context
 
 from domain.workflow import TERMINAL
 from infrastructure.bootstrap import System
@@ -17,13 +24,22 @@ class _Wait:
         self.state: dict[str, Any] | None = None
 
 
+RETRY_AFTER_S = 1  # a declined waiter may poll again soon: waits end, and free slots, all the time
+_DECLINED = "wait_declined"
+
+
 class ViewWaiter:
     """Blocks a request until the views show what it needs, or a deadline passes."""
 
     POLL_S = {"here": 1.0, "notified": 0.25, "unknown": 0.02}  # a safety net, or the way
 
-    def __init__(self, system: System):
-        self.system, self.poll_s = system, 0.05
+    def __init__(self, system: System, max_waiting: int | None = None):
+        """`max_waiting` bounds the requests waiting in `terminal` at once (None: no bound,
+        for a server without a pool of request threads to starve)."""
+        if max_waiting is not None and max_waiting < 0:
+            raise ValueError(f"max_waiting must be >= 0, got {max_waiting}")
+        self.system, self.poll_s, self.max_waiting = system, 0.05, max_waiting
+        self._waiting = 0
         self._lock = threading.Lock()
         self._workflows: dict[str, list[_Wait]] = {}
         self._positions: list[tuple[int, threading.Event]] = []
@@ -31,16 +47,25 @@ class ViewWaiter:
         self._thread: threading.Thread | None = None
 
     def terminal(self, workflow_id: str, timeout_s: float) -> dict[str, Any] | None:
-        """The workflow's state view once terminal, or None at the deadline."""
+        """The workflow's state view once terminal, or None at the deadline; None at once
+        when `max_waiting` requests are waiting already."""
         wait = _Wait()
         with self._lock:
-            self._workflows.setdefault(workflow_id, []).append(wait)
+            full = self.max_waiting is not None and self._waiting >= self.max_waiting
+            if not full:
+                self._waiting += 1
+                self._workflows.setdefault(workflow_id, []).append(wait)
+        if full:
+            if has_app_context():
+                setattr(g, _DECLINED, True)
+            return None
         self._ensure_running()
         try:
             wait.done.wait(timeout_s)
             return wait.state
         finally:
             with self._lock:
+                self._waiting -= 1
                 waits = self._workflows.get(workflow_id, [])
                 if wait in waits:
                     waits.remove(wait)
@@ -110,3 +135,18 @@ class ViewWaiter:
                     for wait in self._workflows.get(wid, []):
                         wait.state = state
                         wait.done.set()
+
+
+def install_waiter(app: Flask, system: System, max_waiting: int | None) -> ViewWaiter:
+    """Gives `app` a ViewWaiter (app.extensions["waiter"]) bounded by `max_waiting`, and a
+    `Retry-After` on every 202 answered early because that bound was reached."""
+    waiter = ViewWaiter(system, max_waiting)
+    app.extensions["waiter"] = waiter
+
+    @app.after_request
+    def _retry_after(response: Response) -> Response:
+        if response.status_code == 202 and g.get(_DECLINED):
+            response.headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+        return response
+
+    return waiter
