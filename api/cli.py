@@ -27,6 +27,17 @@ def _settings() -> Settings:
     return settings
 
 
+def _bootstrap(settings: Settings, **kwargs: Any) -> Any:
+    """The system for these settings; a store it cannot open stops the command with a message
+    naming the variable, not a traceback."""
+    from infrastructure.bootstrap import bootstrap
+
+    try:
+        return bootstrap(settings, **kwargs)
+    except SettingsError as e:
+        raise click.UsageError(str(e)) from None
+
+
 def _on_stop_signal() -> threading.Event:
     """An event set by SIGINT or SIGTERM; installed before anything starts, so that a stop
     asked for during start-up is a clean stop too."""
@@ -52,27 +63,29 @@ def main() -> None:
               help="where the demo participants listen (unless *_URL point elsewhere)")
 def run(port: int, participants_port: int) -> None:
     """The whole system on one machine: API, worker and demo participants on 127.0.0.1."""
-    from werkzeug.serving import make_server
-
     from api.app import create_app
+    from api.dev_server import MAX_WAITING, make_dev_server
     from demo.server import make_participants_server
-    from infrastructure.bootstrap import bootstrap
     from infrastructure.metrics import PrometheusMetrics
 
     settings = _settings()
     stop = _on_stop_signal()
     servers: list[Any] = []
-    if not settings.participant_urls_given:
+    demo = not settings.participant_urls_given
+    if demo:
         url = f"http://127.0.0.1:{participants_port}"
         settings = dataclasses.replace(
             settings, participant_urls={name: url for name in settings.participant_urls})
+    system = _bootstrap(settings, metrics=PrometheusMetrics(), serves_requests=True)
+    if demo:  # up before the worker makes its first call
         data = settings.sqlite_path.parent if not settings.is_postgres else Path("var")
         data.mkdir(parents=True, exist_ok=True)
         servers.append(make_participants_server(
             "127.0.0.1", participants_port, str(data / "participants.sqlite3")))
         log.info("demo participants on http://127.0.0.1:%d", participants_port)
-    system = bootstrap(settings, metrics=PrometheusMetrics(), serves_requests=True).start_worker()
-    servers.append(make_server("127.0.0.1", port, create_app(system), threaded=True))
+    system.start_worker()
+    servers.append(make_dev_server("127.0.0.1", port,
+                                   create_app(system, max_waiting=MAX_WAITING)))
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     log.info("orchestrator on http://127.0.0.1:%d (store %s)", port,
@@ -91,12 +104,11 @@ def run(port: int, participants_port: int) -> None:
               help="serve this worker's Prometheus metrics on 127.0.0.1:PORT/metrics")
 def worker(metrics_port: int | None) -> None:
     """The process application, the participant calls and the projections."""
-    from infrastructure.bootstrap import bootstrap
     from infrastructure.metrics import PrometheusMetrics, serve_metrics
 
     settings = _settings()
     stop = _on_stop_signal()
-    system = bootstrap(settings, metrics=PrometheusMetrics()).start_worker()
+    system = _bootstrap(settings, metrics=PrometheusMetrics()).start_worker()
     if metrics_port is not None:
         serve_metrics(metrics_port, system)
     log.info("worker started (store %s)", settings.redacted_database_url())
@@ -133,10 +145,8 @@ def db() -> None:
 def db_init() -> None:
     """Creates the event store's and the views' tables (every process also does it at start,
     one at a time; this lets a deploy do it first)."""
-    from infrastructure.bootstrap import bootstrap
-
     settings = _settings()
-    system = bootstrap(settings)
+    system = _bootstrap(settings)
     system.views.close()
     system.workflows.close()
     click.echo(f"tables ready in {settings.redacted_database_url()}")

@@ -41,13 +41,12 @@ def _system() -> Iterator[System]:
     """The applications and views, without the worker; closed on the way out."""
     from infrastructure.bootstrap import bootstrap  # as api/cli.py: wiring when a command runs
 
-    try:
-        settings = load()
-    except SettingsError as e:
-        raise click.UsageError(str(e)) from None
     # No log configuration: these commands talk to a person, and Python's last-resort
     # handler already puts warnings and errors on stderr, as plain text.
-    system = bootstrap(settings)
+    try:
+        system = bootstrap(load())
+    except SettingsError as e:
+        raise click.UsageError(str(e)) from None
     try:
         yield system
     finally:
