@@ -71,12 +71,16 @@ def run(port: int, participants_port: int) -> None:
     settings = _settings()
     stop = _on_stop_signal()
     servers: list[Any] = []
-    demo = not settings.participant_urls_given
+    system = _bootstrap(settings, metrics=PrometheusMetrics(), serves_requests=True)
+    # Every participant of the definitions with no <NAME>_URL of its own goes to the demo.
+    unset = {p for name in system.definitions.names()
+             for p in system.definitions.get(name).definition.participants
+             if p not in settings.participant_urls}
+    demo = bool(unset)
     if demo:
         url = f"http://127.0.0.1:{participants_port}"
-        settings = dataclasses.replace(
-            settings, participant_urls={name: url for name in settings.participant_urls})
-    system = _bootstrap(settings, metrics=PrometheusMetrics(), serves_requests=True)
+        settings = system.settings = dataclasses.replace(
+            settings, participant_urls={**settings.participant_urls, **dict.fromkeys(unset, url)})
     if demo:  # up before the worker makes its first call
         data = settings.sqlite_path.parent if not settings.is_postgres else Path("var")
         data.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,6 @@ import click
 
 from application.audit import Difference, Replay, Verdict
 
-STATE_FIELDS = ("workflowId", "orderId", "status", "paymentId", "reservationId", "shipmentId",
-                "error", "attempts", "createdAt", "updatedAt", "version")
 
 
 def compact(value: Any) -> str:
@@ -38,7 +36,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def timeline_text(replay: Replay) -> str:
     """The replayed state's headline and the timeline, one event per line."""
     state = replay.state or {}
-    head = (f"workflow {replay.workflow_id}  order {state.get('orderId')}  "
+    head = (f"workflow {replay.workflow_id}  {state.get('definition')} {state.get('key')}  "
             f"{state.get('status')} at version {state.get('version')}")
     rows = [(m.timestamp, "" if m.since_previous_s is None else f"+{m.since_previous_s:.3f}s",
              m.type, compact(m.data)) for m in replay.timeline]
@@ -76,8 +74,8 @@ def replay_json(replay: Replay, verdict: Verdict | None) -> str:
 
 
 def state_text(state: dict[str, Any]) -> str:
-    """A state view as `field  value` lines."""
-    return table(("FIELD", "VALUE"), [(k, state.get(k)) for k in STATE_FIELDS])
+    """A state view as `field  value` lines, in its own order."""
+    return table(("FIELD", "VALUE"), list(state.items()))
 
 
 def compact_repr(value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,14 +27,22 @@ from application.projection_status import projection_status
 from application.rebuild import Rebuild, RebuildBusy
 from application.views import Search
 from application.workflows import WorkflowNotFound
-from domain.workflow import FORWARD, RETRYABLE, TERMINAL, InvalidTransition, Workflow
+from domain.workflow import TERMINAL, InvalidTransition, Workflow
 from infrastructure.settings import SettingsError, load
 
 if TYPE_CHECKING:
     from infrastructure.bootstrap import System
 
-STATUSES = (*FORWARD, "COMPENSATING", *TERMINAL)
-RETRY_STATUSES = (*RETRYABLE, *FORWARD, "COMPENSATING")  # failed, or stuck while running
+FINAL = tuple(s for s in TERMINAL if s != "COMPENSATION_FAILED")  # nothing to retry there
+
+
+def _status(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A status as definitions name them (A-Z, 0-9, _)."""
+    if value is not None and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,62}", value):
+        raise click.BadParameter("a status is A-Z, 0-9 and _ (COMPLETED, CHARGED, ...)")
+    if param.name == "status" and ctx.info_name == "retry" and value in FINAL:
+        raise click.BadParameter(f"{value} workflows are finished: nothing to retry")
+    return value
 
 
 @contextmanager
@@ -58,7 +67,7 @@ def _workflow_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        return Workflow.create_id(text)
+        return Workflow.create_id("order", text)
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -202,36 +211,40 @@ def workflows() -> None:
 
 
 @workflows.command("list")
-@click.option("--status", type=click.Choice(STATUSES), default=None)
+@click.option("--status", callback=_status, default=None,
+              help="COMPLETED, FAILED, ... or a step's status")
+@click.option("--definition", default=None, help="only workflows of this definition")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
-def list_(status: str | None, limit: int) -> None:
-    """State views, newest first, optionally of one status."""
+def list_(status: str | None, definition: str | None, limit: int) -> None:
+    """State views, newest first, optionally of one status or definition."""
     with _system() as system:
-        page = system.views.search(Search(status=status, limit=limit))
+        page = system.views.search(Search(status=status, definition=definition, limit=limit))
     click.echo(fmt.table(
-        ("WORKFLOW", "ORDER", "STATUS", "CREATED", "UPDATED", "VERSION", "ERROR"),
-        [(s["workflowId"], s["orderId"], s["status"], s["createdAt"], s["updatedAt"],
-          s["version"], s["error"]) for s in page.items]))
+        ("WORKFLOW", "DEFINITION", "KEY", "STATUS", "CREATED", "UPDATED", "VERSION", "ERROR"),
+        [(s["workflowId"], s["definition"], s["key"], s["status"], s["createdAt"],
+          s["updatedAt"], s["version"], s["error"]) for s in page.items]))
     if page.next is not None:
         click.echo(f"(more: raise --limit above {limit})", err=True)
 
 
 @workflows.command("show")
-@click.argument("order_id")
-def show(order_id: str) -> None:
-    """An order's workflow: its state view and its audit trail."""
+@click.argument("key")
+@click.option("--definition", default="order", show_default=True)
+def show(key: str, definition: str) -> None:
+    """A workflow by its key (an order id, by default): its state view and audit trail."""
     with _system() as system:
-        state = system.views.state_by_order(order_id)
+        state = system.views.state_by_key(definition, key)
         trail = system.views.audit(state["workflowId"]) if state else []
     if state is None:
-        raise click.ClickException(f"no workflow for order {order_id!r}")
+        raise click.ClickException(f"no {definition} workflow for {key!r}")
     click.echo(fmt.state_text(state) + "\n")
     click.echo(fmt.table(("VERSION", "TIME", "EVENT", "DATA"),
                          [(e.position, e.timestamp, e.type, e.data) for e in trail]))
 
 
 @workflows.command("retry")
-@click.option("--status", type=click.Choice(RETRY_STATUSES), required=True)
+@click.option("--status", callback=_status, required=True,
+              help="COMPENSATION_FAILED, or a running status (stuck)")
 @click.option("--reason", required=True, help="why: recorded in each RetryRequested event")
 @click.option("--dry-run", is_flag=True, help="list what would be retried; change nothing")
 def retry(status: str, reason: str, dry_run: bool) -> None:
@@ -240,10 +253,10 @@ def retry(status: str, reason: str, dry_run: bool) -> None:
     by = f"cli:{getpass.getuser()}"
     with _system() as system:
         found = _all_of(system, status)
-        rows = [(s["workflowId"], s["orderId"], "would retry" if dry_run
+        rows = [(s["workflowId"], s["key"], "would retry" if dry_run
                  else _retry_one(system, s["workflowId"], by, reason)) for s in found]
     if rows:
-        click.echo(fmt.table(("WORKFLOW", "ORDER", "RESULT"), rows))
+        click.echo(fmt.table(("WORKFLOW", "KEY", "RESULT"), rows))
     done = sum(r[2] == "retried" for r in rows)
     if dry_run:
         click.echo(f"dry run: {len(rows)} {status} workflow(s) would be retried by {by}; "

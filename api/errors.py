@@ -8,8 +8,10 @@ from typing import Any
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
-from application.workflows import InvalidOrder, OrderConflict, WorkflowNotFound
-from domain.workflow import InvalidTransition
+from application.definitions import DefinitionNotFound
+from application.workflows import InvalidInput, StartConflict, WorkflowNotFound
+from domain.definitions import DefinitionInvalid
+from domain.workflow import InvalidTransition, UnknownSignal
 
 log = logging.getLogger("orchestrator.api")
 
@@ -40,15 +42,29 @@ def register(app: Flask) -> None:
     def _problem(e: Problem) -> Response:
         return problem_response(e.status, e.slug, e.title, e.detail, **e.extra)
 
-    @app.errorhandler(InvalidOrder)
-    def _invalid(e: InvalidOrder) -> Response:
-        return problem_response(422, "invalid-order", "Invalid order", str(e),
-                                errors=[{"path": e.path, "message": str(e)}])
+    @app.errorhandler(InvalidInput)
+    def _invalid(e: InvalidInput) -> Response:
+        return problem_response(422, "invalid-input", "Invalid input", str(e),
+                                errors=[{"path": p, "message": m} for p, m in e.errors])
 
-    @app.errorhandler(OrderConflict)
-    def _conflict(e: OrderConflict) -> Response:
-        return problem_response(409, "order-conflict", "Order already started differently",
+    @app.errorhandler(DefinitionInvalid)
+    def _invalid_definition(e: DefinitionInvalid) -> Response:
+        return problem_response(422, "invalid-definition", "Invalid definition",
+                                f"{len(e.errors)} error(s); nothing was registered",
+                                errors=[x.as_dict() for x in e.errors])
+
+    @app.errorhandler(StartConflict)
+    def _conflict(e: StartConflict) -> Response:
+        return problem_response(409, "start-conflict", "Already started differently",
                                 str(e), workflowId=str(e.workflow_id))
+
+    @app.errorhandler(DefinitionNotFound)
+    def _no_definition(e: DefinitionNotFound) -> Response:
+        return problem_response(404, "not-found", "Not found", str(e))
+
+    @app.errorhandler(UnknownSignal)
+    def _unknown_signal(e: UnknownSignal) -> Response:
+        return problem_response(422, "unknown-signal", "Unknown signal", str(e))
 
     @app.errorhandler(WorkflowNotFound)
     def _not_found(e: WorkflowNotFound) -> Response:

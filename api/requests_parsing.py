@@ -32,6 +32,15 @@ def order_id(raw: str) -> str:
     return raw
 
 
+def key(raw: str) -> str:
+    """A workflow's business key, in a path or a query: as an order id (it is one for the
+    order saga): 1..100 of A-Z a-z 0-9 . _ - and not only dots."""
+    if not ORDER_ID.fullmatch(raw) or not raw.strip("."):
+        raise Problem(400, "invalid-key", "Invalid key",
+                      "a key is 1 to 100 characters of A-Z a-z 0-9 . _ -, not only dots")
+    return raw
+
+
 def workflow_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)

@@ -1,6 +1,7 @@
 """Workflows: the state view, the audit trail, search, and the operator's retry and cancel."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -8,11 +9,14 @@ from flask import Blueprint, Response, current_app, g, jsonify
 
 from api import requests_parsing as parse
 from api.errors import Problem
+from api.orders import ORDER
 from application.views import Search
-from domain.workflow import FORWARD, TERMINAL
+from domain.workflow import TERMINAL
 
 bp = Blueprint("workflows", __name__)
-STATUSES = (*FORWARD, "COMPENSATING", *TERMINAL)
+FIXED_STATUSES = ("STARTED", "WAITING", "COMPENSATING", *TERMINAL)
+STATUS = re.compile(r"[A-Z][A-Z0-9_]{0,62}")
+DEFINITION = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
 def _system() -> Any:
@@ -44,15 +48,28 @@ def audit(raw_id: str) -> Response:
 
 @bp.get("/workflows")
 def search() -> Response:
-    """State views filtered by status, order and creation time, newest first, by pages."""
-    args = parse.query({"status", "orderId", "createdAfter", "createdBefore", "limit", "after"})
+    """State views filtered by status, definition, key (or order) and creation time, newest
+    first, by pages."""
+    args = parse.query({"status", "definition", "key", "orderId", "createdAfter",
+                        "createdBefore", "limit", "after"})
     status = args.get("status")
-    if status is not None and status not in STATUSES:
+    if status is not None and not STATUS.fullmatch(status):
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
-                      f"status must be one of {', '.join(STATUSES)}")
-    order_id = parse.order_id(args["orderId"]) if "orderId" in args else None
+                      f"status must be one of {', '.join(FIXED_STATUSES)} or a step's status "
+                      "(A-Z, 0-9 and _)")
+    definition, key = args.get("definition"), args.get("key")
+    if definition is not None and not DEFINITION.fullmatch(definition):
+        raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                      "definition must be a definition's name")
+    if "orderId" in args:  # the order saga's own filter: its definition and key
+        if definition not in (None, ORDER) or key is not None:
+            raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                          "orderId goes with neither key nor another definition")
+        definition, key = ORDER, parse.order_id(args["orderId"])
+    elif key is not None:
+        key = parse.key(key)
     limit = parse.number(args, "limit", 1, 500, integer=True)
-    query = Search(status=status, order_id=order_id,
+    query = Search(status=status, definition=definition, key=key,
                    created_after=parse.timestamp(args, "createdAfter"),
                    created_before=parse.timestamp(args, "createdBefore"),
                    limit=int(limit or 50), after=args.get("after"))

@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.application import Application
-
 from application.projection import NAME
 from application.views import WorkflowViews, event_data, event_type, evolve, fold, iso
+from application.workflows import Workflows
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,10 @@ def timeline(events: Sequence[Any]) -> list[Moment]:
     return moments
 
 
-def replay(app: Application[uuid.UUID], workflow_id: uuid.UUID) -> Replay:
+def replay(app: Workflows, workflow_id: uuid.UUID) -> Replay:
     """Reads the workflow's events from the store and folds them."""
     events = list(app.events.get(workflow_id))
-    return Replay(str(workflow_id), fold(events), timeline(events))
+    return Replay(str(workflow_id), fold(events, app.shape), timeline(events))
 
 
 def differences(replayed: dict[str, Any] | None,
@@ -102,21 +101,21 @@ def differences(replayed: dict[str, Any] | None,
             for k in keys if replayed.get(k) != served.get(k)]
 
 
-def verify(app: Application[uuid.UUID], views: WorkflowViews, workflow_id: uuid.UUID,
+def verify(app: Workflows, views: WorkflowViews, workflow_id: uuid.UUID,
            name: str = NAME, attempts: int = 3) -> tuple[Replay, Verdict]:
     """Replays the workflow and compares it with its served view."""
     for _ in range(attempts):
         served = views.state(str(workflow_id))
         events = list(app.events.get(workflow_id))
-        result = Replay(str(workflow_id), fold(events), timeline(events))
-        verdict = _compare(events, served, lagging=_lagging(app, views, name))
+        result = Replay(str(workflow_id), fold(events, app.shape), timeline(events))
+        verdict = _compare(app, events, served, lagging=_lagging(app, views, name))
         # The projection may have moved between our reads: look again before accusing it.
         if not _moved(verdict):
             return result, verdict
     return result, verdict
 
 
-def replay_all(app: Application[uuid.UUID], views: WorkflowViews | None, name: str = NAME,
+def replay_all(app: Workflows, views: WorkflowViews | None, name: str = NAME,
                batch: int = 5000, progress: Callable[[int, int], None] | None = None,
                clock: Callable[[], float] = time.monotonic) -> Summary:
     """Replays every workflow, scanning the store once in batches and folding in memory;
@@ -136,7 +135,7 @@ def replay_all(app: Application[uuid.UUID], views: WorkflowViews | None, name: s
         for note in notes:
             event = app.mapper.to_domain_event(note)
             wid = str(event.originator_id)
-            states[wid] = evolve(states.get(wid), event)
+            states[wid] = evolve(states.get(wid), event, app.shape)
         summary.events += len(notes)
         start = notes[-1].id + 1
         if progress is not None:
@@ -154,25 +153,27 @@ def replay_all(app: Application[uuid.UUID], views: WorkflowViews | None, name: s
     return summary
 
 
-def _compare(events: list[Any], served: dict[str, Any] | None, lagging: bool) -> Verdict:
+def _compare(app: Workflows, events: list[Any], served: dict[str, Any] | None,
+             lagging: bool) -> Verdict:
     if lagging and events and served is None:
         return Verdict([], behind=len(events))
     if lagging and served is not None and served["version"] < len(events):
         # The projection has not reached the rest yet: compare at the view's own version.
-        return Verdict(differences(fold(events[:served["version"]]), served),
+        return Verdict(differences(fold(events[:served["version"]], app.shape), served),
                        behind=len(events) - served["version"])
-    return Verdict(differences(fold(events), served))
+    return Verdict(differences(fold(events, app.shape), served))
 
 
-def _compare_all(app: Application[uuid.UUID], wid: str, replayed: dict[str, Any],
+def _compare_all(app: Workflows, wid: str, replayed: dict[str, Any],
                  served: dict[str, Any] | None) -> list[Difference]:
     if served is not None and served["version"] > replayed["version"]:
         # Projected after the position we replayed to: compare at the view's own version.
-        replayed = fold(app.events.get(uuid.UUID(wid), lte=served["version"])) or replayed
+        replayed = fold(app.events.get(uuid.UUID(wid), lte=served["version"]),
+                        app.shape) or replayed
     return differences(replayed, served)
 
 
-def _lagging(app: Application[uuid.UUID], views: WorkflowViews, name: str) -> bool:
+def _lagging(app: Workflows, views: WorkflowViews, name: str) -> bool:
     return views.position(name) < (app.recorder.max_notification_id() or 0)
 
 

@@ -1,9 +1,11 @@
-"""The process application: reacts to each recorded event by driving the workflow's next call.
+"""The process application: reacts to each recorded event by driving the workflow's next calls.
 
 It never blocks the event pipeline on a participant. `handle()` only books the workflow for a
-drive; a drive asks the aggregate what is due, makes the call on that participant's own bounded
-pool (its bulkhead), records the outcome as events and asks again. Waits between retries are
-timers, not sleeping threads.
+drive; a drive asks the aggregate what is due (several calls at once in a parallel group),
+makes each call on its participant's own bounded pool (its bulkhead), records each outcome as
+events and asks again. Waits between retries, a wait's timeout and a deadline are timers, not
+sleeping threads. The engine knows no step by name: the aggregate renders every call from the
+definition it is pinned to.
 
 Crash safety: calls are at-least-once and carry a stable idempotency key; recording is
 exactly-once because the aggregate refuses stale or repeated outcomes and the store refuses a
@@ -19,15 +21,17 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError
 
+from application.definitions import Definitions
 from application.ports import Call, Outcome, Participants, Rejected, Succeeded, Transient
 from application.timers import Timers
 from application.workflows import WorkflowNotFound, Workflows
-from domain.workflow import RESULT_KEY, STEPS, Due, Workflow
+from domain.definitions import Definition, Step
+from domain.workflow import Due, Plan, Workflow
 
 log = logging.getLogger("orchestrator")
 Apply = Callable[[Workflow], None]
@@ -35,12 +39,13 @@ Apply = Callable[[Workflow], None]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many attempts a step and a compensation get, and how long to wait between them:
-    `backoff(attempt, retry_after)` gives the seconds before attempt + 1."""
+    """The deployment's attempts and backoff, for steps whose definition does not say:
+    `backoff(attempt, retry_after, base_s, cap_s)` gives the seconds before attempt + 1
+    (base_s and cap_s None: the deployment's)."""
 
     step_max_attempts: int
     compensation_max_attempts: int
-    backoff: Callable[[int, float | None], float]
+    backoff: Callable[[int, float | None, float | None, float | None], float]
 
 
 class Metrics(Protocol):
@@ -63,28 +68,39 @@ class NoMetrics:
         pass
 
 
+@dataclass
+class _Drive:
+    """A workflow being driven here: its latest version, its calls in flight, and what came
+    back that is not recorded yet. One thread at a time settles it (`settling`)."""
+
+    workflow: Workflow | None = None
+    definition: Definition | None = None
+    inflight: set[str] = field(default_factory=set)
+    outcomes: list[Apply] = field(default_factory=list)
+    held: dict[str, float] = field(default_factory=dict)  # call -> not before (no call made)
+    settling: bool = True
+    stale: bool = False  # someone else wrote: read it again before the next decision
+
+
 class Orchestrator:
-    """Drives every workflow whose events it is handed, one drive per workflow at a time."""
+    """Drives every workflow whose events it is handed, one settling thread per workflow."""
 
     name = "orchestrator"
 
     def __init__(
-        self, workflows: Workflows, participants: Participants, policy: RetryPolicy,
-        bulkheads: dict[str, int], metrics: Metrics | None = None,
+        self, workflows: Workflows, definitions: Definitions, participants: Participants,
+        policy: RetryPolicy, bulkhead: Callable[[str], int], metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time, loaders: int = 4, shards: int = 16,
     ) -> None:
-        self.workflows, self.participants, self.policy = workflows, participants, policy
+        self.workflows, self.definitions = workflows, definitions
+        self.participants, self.policy, self.bulkhead = participants, policy, bulkhead
         self.metrics = metrics or NoMetrics()
         self.clock = clock
-        self.pools = {
-            name: ThreadPoolExecutor(size, thread_name_prefix=f"call-{name}")
-            for name, size in bulkheads.items()
-        }
+        self.pools: dict[str, ThreadPoolExecutor] = {}  # per participant: its bulkhead
         self.loader = ThreadPoolExecutor(loaders, thread_name_prefix="drive")
         self.timers = Timers()
         self._lock = threading.Lock()
-        self._busy: set[uuid.UUID] = set()  # a drive is under way
-        self._again: set[uuid.UUID] = set()  # something new arrived during that drive
+        self._drives: dict[uuid.UUID, _Drive] = {}
         self._known: OrderedDict[uuid.UUID, int] = OrderedDict()  # versions we wrote ourselves
         self._doubtful: set[uuid.UUID] = set()  # a drive died after its call: outcome unknown
         self._running: dict[uuid.UUID, int] = {}  # unfinished workflow -> first position seen
@@ -113,7 +129,7 @@ class Orchestrator:
             if latest[wid] is n:
                 # A fresh Started is the workflow's only event; a replayed one rarely is.
                 new = n.originator_version == 1 and n.id > self._replayed_up_to
-                self.drive(wid, n if new else None)
+                self.drive(wid, n if new else None, reload=True)
 
     def shard_of(self, workflow_id: uuid.UUID) -> int:
         """Workflows are spread over shards; one worker at a time drives a shard."""
@@ -166,23 +182,31 @@ class Orchestrator:
     def busy_in(self, shard: int) -> int:
         """How many drives of the shard are under way."""
         with self._lock:
-            return sum(1 for wid in self._busy if self.shard_of(wid) == shard)
-
-    def drive(self, workflow_id: uuid.UUID, first: Any = None) -> None:
-        """Starts a drive of the workflow unless one is under way (then it runs again after)."""
-        with self._lock:
-            if self._stopping or self.shard_of(workflow_id) not in self._owned:
-                return
-            if workflow_id in self._busy:
-                self._again.add(workflow_id)
-                return
-            self._busy.add(workflow_id)
-        self.loader.submit(self._guard, workflow_id, self._load_and_go, workflow_id, first)
+            return sum(1 for wid in self._drives if self.shard_of(wid) == shard)
 
     def busy(self) -> int:
         """How many workflows have a drive under way."""
         with self._lock:
-            return len(self._busy)
+            return len(self._drives)
+
+    def drive(self, workflow_id: uuid.UUID, first: Any = None, reload: bool = False) -> None:
+        """Starts a drive of the workflow, or has the one under way look again (reading the
+        workflow anew first when `reload`: someone else wrote)."""
+        with self._lock:
+            if self._stopping or self.shard_of(workflow_id) not in self._owned:
+                return
+            current = self._drives.get(workflow_id)
+            if current is not None:
+                current.stale = current.stale or reload
+                if current.settling:
+                    return  # the settling thread looks again before it lets go
+                current.settling = True
+                work: Callable[..., None] = self._settle
+                args: tuple[Any, ...] = (workflow_id,)
+            else:
+                self._drives[workflow_id] = _Drive()
+                work, args = self._load_and_go, (workflow_id, first)
+        self.loader.submit(self._guard, workflow_id, work, *args)
 
     def stop(self, grace_s: float = 10.0) -> bool:
         """Takes no new calls and waits up to `grace_s` for the ones in flight to be recorded.
@@ -191,12 +215,18 @@ class Orchestrator:
             self._stopping = True
         self.timers.stop()
         deadline = time.monotonic() + grace_s
-        while self.busy() and time.monotonic() < deadline:
+        while self._inflight() and time.monotonic() < deadline:
             time.sleep(0.02)
-        done = self.busy() == 0
-        for pool in [self.loader, *self.pools.values()]:
+        done = not self._inflight()
+        with self._lock:
+            pools = [self.loader, *self.pools.values()]
+        for pool in pools:
             pool.shutdown(wait=done, cancel_futures=True)
         return done
+
+    def _inflight(self) -> int:
+        with self._lock:
+            return sum(len(d.inflight) + d.settling for d in self._drives.values())
 
     # --- a drive ----------------------------------------------------------------------------
 
@@ -208,14 +238,15 @@ class Orchestrator:
         except Exception:
             with self._lock:
                 stopping = self._stopping
+                self._drives.pop(workflow_id, None)
                 self._doubtful.add(workflow_id)
                 # What we wrote no longer tells what is left to do: a replay must drive it.
                 self._known.pop(workflow_id, None)
             if stopping:  # the stores closed under a call abandoned at the end of the grace
                 log.info("drive abandoned at stop", extra={"workflow_id": str(workflow_id)})
-            else:
-                log.exception("drive failed; retrying", extra={"workflow_id": str(workflow_id)})
-            self._end(workflow_id, finished=None, retry_in=1.0)
+                return
+            log.exception("drive failed; retrying", extra={"workflow_id": str(workflow_id)})
+            self.timers.call_later(1.0, lambda: self.drive(workflow_id))
 
     def _load_and_go(self, workflow_id: uuid.UUID, first: Any = None) -> None:
         try:
@@ -227,106 +258,168 @@ class Orchestrator:
             else:
                 workflow = self.workflows.load(workflow_id)
         except WorkflowNotFound:
-            self._end(workflow_id, finished=None)
+            self._end(workflow_id)
             return
         with self._lock:
             # Not driven here before (a restart), or a drive here died mid-call: a call may be
             # in flight or done unrecorded, as far as we can tell.
             fresh = workflow_id not in self._known or workflow_id in self._doubtful
             self._doubtful.discard(workflow_id)
-        self._settle(workflow, None, fresh)
+            drive = self._drives[workflow_id]
+            drive.workflow, drive.stale = workflow, False
+        drive.definition = self.definitions.get(
+            workflow.definition, workflow.definition_version).definition
+        self._settle(workflow_id, fresh)
 
-    def _settle(self, workflow: Workflow, apply: Apply | None, fresh: bool = False) -> None:
-        """Applies an outcome, takes the transitions that follow, records them, then makes the
-        next call or waits. A concurrent writer (a cancel, a retry) makes us re-apply the
-        outcome to the newest version: outcomes are idempotent on the aggregate."""
-        for _ in range(20):
+    def _settle(self, workflow_id: uuid.UUID, fresh: bool = False) -> None:
+        """Records what came back, takes the transitions that follow, then makes the calls
+        that are due and not in flight, or books a look for later. Runs on one thread per
+        drive at a time; outcomes that arrive meanwhile are taken in the next round."""
+        while True:
+            with self._lock:
+                drive = self._drives[workflow_id]
+                applies, drive.outcomes = drive.outcomes, []
+                stale, drive.stale = drive.stale, False
+            assert drive.workflow is not None and drive.definition is not None
+            workflow = self.workflows.load(workflow_id) if stale else drive.workflow
             was_terminal = workflow.is_terminal
-            if apply is not None:
+            with self._lock:
+                inflight = set(drive.inflight)
+            workflow, plan = self._record(workflow, drive.definition, applies, fresh, inflight)
+            fresh = False
+            drive.workflow = workflow
+            now = self.clock()
+            with self._lock:
+                if drive.outcomes or drive.stale:
+                    continue  # more came back while we wrote: another round
+                calls, later = self._split(drive, plan, now)
+                drive.inflight.update(due.action for due in calls)
+                ended = not drive.inflight
+                if ended:
+                    del self._drives[workflow_id]
+                    if workflow.is_terminal:
+                        self._running.pop(workflow_id, None)
+                else:
+                    drive.settling = False
+            break
+        if ended and workflow.is_terminal and not was_terminal:  # it ended in this drive
+            self.metrics.workflow_finished(workflow.status)
+            log.info("workflow %s", workflow.status, extra=_context(workflow_id))
+        if later is not None:
+            self.timers.call_later(later - now, lambda: self.drive(workflow_id))
+        for due in calls:
+            self._pool(due.participant).submit(self._guard, workflow_id, self._call,
+                                               workflow_id, due, drive.definition)
+
+    def _split(self, drive: _Drive, plan: Plan, now: float) -> tuple[list[Due], float | None]:
+        """The calls to make now, and when the earliest of the others (or a wait's timeout,
+        or the deadline) comes due. Called under the lock."""
+        if self._stopping:
+            return [], None
+        calls, times = [], [plan.wake_at] if plan.wake_at is not None else []
+        for due in plan.dues:
+            if due.action in drive.inflight:
+                continue
+            at = max(due.not_before or 0.0, drive.held.get(due.action, 0.0))
+            if at <= now:
+                drive.held.pop(due.action, None)
+                calls.append(due)
+            else:
+                times.append(at)
+        return calls, min(times) if times else None
+
+    def _record(self, workflow: Workflow, definition: Definition, applies: list[Apply],
+                fresh: bool, inflight: set[str]) -> tuple[Workflow, Plan]:
+        """Applies the outcomes, advances and saves; on a concurrent writer (a cancel, a
+        retry, a signal) it re-applies them to the newest version: outcomes are idempotent on
+        the aggregate."""
+        for _ in range(20):
+            for apply in applies:
                 apply(workflow)
-            due = workflow.advance(fresh)
+            plan = workflow.advance(definition, self.clock(), fresh, inflight)
             if not workflow.pending_events:
-                break
+                return workflow, plan
             # Known before it is written: its notification may reach handle() before the
             # save returns here, and must not book a second drive of what we drive already.
             self._remember(workflow.id, workflow.version)
             try:
                 self.workflows.record(workflow)
-                break
             except IntegrityError:
                 workflow = self.workflows.load(workflow.id)
-        else:
-            raise RuntimeError(f"workflow {workflow.id}: could not record under contention")
-        wid = workflow.id
-        self._remember(wid, workflow.version)
-        if due is None:
-            if workflow.is_terminal and not was_terminal:  # it ended in this drive
-                self.metrics.workflow_finished(workflow.status)
-                log.info("workflow %s", workflow.status, extra=_context(wid))
-            self._end(wid, finished=workflow.status)
-            return
-        wait = (due.not_before or 0) - self.clock()
-        if wait > 0:
-            self._end(wid, finished=None, retry_in=wait)
-            return
-        with self._lock:
-            stopping = self._stopping
-        if stopping:
-            self._end(wid, finished=None)
-            return
-        pool = self.pools[self.participants.participant_of(due.action)]
-        pool.submit(self._guard, wid, self._call, workflow, due)
+                continue
+            self._remember(workflow.id, workflow.version)
+            return workflow, plan
+        raise RuntimeError(f"workflow {workflow.id}: could not record under contention")
 
-    def _call(self, workflow: Workflow, due: Due) -> None:
-        wid = workflow.id
+    def _call(self, workflow_id: uuid.UUID, due: Due, definition: Definition) -> None:
         call = Call(
-            action=due.action, workflow_id=str(wid), idempotency_key=f"{wid}:{due.action}",
-            args=due.args, traceparent=f"00-{_context(wid)['trace_id']}-{uuid.uuid4().hex[:16]}-01",
+            participant=due.participant, action=due.action, workflow_id=str(workflow_id),
+            idempotency_key=f"{workflow_id}:{due.action}", method=due.call.method,
+            path=due.call.target, body=due.call.body, timeout_s=due.timeout_s,
+            traceparent=(f"00-{_context(workflow_id)['trace_id']}-"
+                         f"{uuid.uuid4().hex[:16]}-01"),
         )
         started = time.monotonic()
         outcome = self.participants.call(call)
-        self.metrics.call_finished(
-            self.participants.participant_of(due.action), due.action,
-            type(outcome).__name__.lower(), time.monotonic() - started,
-        )
+        self.metrics.call_finished(due.participant, due.action, type(outcome).__name__.lower(),
+                                   time.monotonic() - started)
         if not isinstance(outcome, Succeeded):
             log.warning("%s attempt %d: %s", due.action, due.attempt, outcome,
-                        extra=_context(wid, action=due.action))
-        apply = self._applier(due, outcome)
-        if apply is None:  # no call was made (breaker open, rate limited): wait, then again
-            self._end(wid, finished=None, retry_in=getattr(outcome, "retry_in", 1.0))
-            return
-        self._settle(workflow, apply)
-
-    def _applier(self, due: Due, outcome: Outcome) -> Apply | None:
-        action, attempt = due.action, due.attempt
-        limit = (
-            self.policy.compensation_max_attempts if due.compensating
-            else self.policy.step_max_attempts
-        )
-        if isinstance(outcome, Succeeded):
-            result_id = outcome.result.get(RESULT_KEY[action]) if action in STEPS else None
-            if action in STEPS and not isinstance(result_id, str):
-                outcome = Transient(f"2xx without {RESULT_KEY[action]}", status=500)
+                        extra=_context(workflow_id, action=due.action))
+        apply = self._applier(due, outcome, definition)
+        with self._lock:
+            drive = self._drives.get(workflow_id)
+            if drive is None:  # the drive was dropped (an error): the next one asks again
+                return
+            drive.inflight.discard(due.action)
+            if apply is None:  # no call was made (breaker open, rate limited): wait, then again
+                drive.held[due.action] = self.clock() + getattr(outcome, "retry_in", 1.0)
             else:
-                return lambda w: w.succeed(action, attempt, result_id)
+                drive.outcomes.append(apply)
+            if drive.settling:
+                return  # the settling thread takes it in its next round
+            drive.settling = True
+        self._settle(workflow_id)
+
+    def _applier(self, due: Due, outcome: Outcome, definition: Definition) -> Apply | None:
+        action, attempt = due.action, due.attempt
+        limit = due.max_attempts or (
+            self.policy.compensation_max_attempts if due.compensating
+            else self.policy.step_max_attempts)
+        if isinstance(outcome, Succeeded):
+            kept = due.keeps.extract(outcome.result) if due.keeps is not None else {}
+            missing = Step.unkept(kept)
+            if not missing:
+                return lambda w: w.succeed(definition, action, attempt, kept)
+            # A participant bug: the effect may have happened, so retry (same key) to learn it
+            outcome = Transient(f"2xx without {', '.join(missing)}", status=500)
         if isinstance(outcome, Rejected):
             error = f"rejected ({outcome.status}): {outcome.detail}"
-            return lambda w: w.fail(action, attempt, error, False, False, limit, None)
+            return lambda w: w.fail(definition, action, attempt, error, False, False, limit,
+                                    None)
         if isinstance(outcome, Transient):
             transient = outcome
-            uncertain = transient.maybe_applied
             error = transient.detail if transient.status is None else (
                 f"{transient.status}: {transient.detail}")
 
             def fail(w: Workflow) -> None:
-                delay = self.policy.backoff(w.budget.get(action, 0) + 1, transient.retry_after)
-                w.fail(action, attempt, error, True, uncertain, limit, self.clock() + delay)
+                delay = self.policy.backoff(w.budget.get(action, 0) + 1, transient.retry_after,
+                                            due.backoff_base_s, due.backoff_cap_s)
+                w.fail(definition, action, attempt, error, True, transient.maybe_applied, limit,
+                       self.clock() + delay)
 
             return fail
         return None
 
     # --- bookkeeping ------------------------------------------------------------------------
+
+    def _pool(self, participant: str) -> ThreadPoolExecutor:
+        with self._lock:
+            pool = self.pools.get(participant)
+            if pool is None:
+                pool = self.pools[participant] = ThreadPoolExecutor(
+                    self.bulkhead(participant), thread_name_prefix=f"call-{participant}")
+            return pool
 
     def _remember(self, workflow_id: uuid.UUID, version: int) -> None:
         with self._lock:
@@ -335,18 +428,10 @@ class Orchestrator:
             while len(self._known) > 100_000:
                 self._known.popitem(last=False)
 
-    def _end(self, workflow_id: uuid.UUID, finished: str | None, retry_in: float = 0) -> None:
-        """Ends a drive: forgets a finished workflow, or books its next drive."""
+    def _end(self, workflow_id: uuid.UUID) -> None:
         with self._lock:
-            self._busy.discard(workflow_id)
-            again = workflow_id in self._again
-            self._again.discard(workflow_id)
-            if finished is not None:
-                self._running.pop(workflow_id, None)
-        if retry_in > 0:
-            self.timers.call_later(retry_in, lambda: self.drive(workflow_id))
-        if again:
-            self.drive(workflow_id)
+            self._drives.pop(workflow_id, None)
+            self._running.pop(workflow_id, None)
 
 
 def _context(workflow_id: uuid.UUID, **more: str) -> dict[str, str]:

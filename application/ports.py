@@ -6,30 +6,35 @@ turn every one of them into an event: nothing a participant does raises past thi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
 
 @dataclass(frozen=True)
 class Call:
-    """One participant call. `action` is one of charge, refund, reserve, release, ship, cancel.
+    """One participant call, rendered from its definition: the engine knows no call by name.
 
-    `idempotency_key` is the same for every retry of one logical action; `args` holds what the
-    action's request needs (orderId, cents, skus, address, paymentId, reservationId,
-    shipmentId, reason)."""
+    `action` is the call's name (a step's or an undo's); `idempotency_key` is the same for
+    every retry of one logical action; `path` holds the URL-encoded path and query, relative
+    to the participant's base URL; `body` is JSON (None: no body); `timeout_s` is the step's
+    own timeout (None: the deployment's)."""
 
+    participant: str
     action: str
     workflow_id: str
     idempotency_key: str
-    args: dict[str, Any]
+    method: str
+    path: str
+    body: Any = None
+    timeout_s: float | None = None
     traceparent: str | None = None
 
 
 @dataclass(frozen=True)
 class Succeeded:
-    """2xx. `result` is the participant's JSON body (e.g. {"paymentId": ...}), {} when empty."""
+    """2xx. `result` is the participant's JSON body (None when empty or not JSON)."""
 
-    result: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
 
 
 @dataclass(frozen=True)
@@ -69,13 +74,10 @@ Outcome = Union[Succeeded, Rejected, Transient, Unavailable]
 
 
 class Participants(Protocol):
-    """Makes one call to the participant that owns `call.action` and classifies the answer."""
+    """Makes one call to `call.participant` and classifies the answer."""
 
     def call(self, call: Call) -> Outcome:
         """Makes the call once (no retries: the application schedules those) and never raises
-        for anything the participant or the network does."""
-        ...
-
-    def participant_of(self, action: str) -> str:
-        """The participant ("payment", "inventory" or "shipping") that serves `action`."""
+        for anything the participant or the network does. A participant with no base URL
+        configured is Unavailable: the step waits, it does not fail."""
         ...

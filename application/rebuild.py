@@ -12,17 +12,15 @@ A rebuild only reads events: it never runs a policy, so it can never call a part
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
-from eventsourcing.application import Application
-
 from application.projection import NAME, PROJECTIONS, fold_batch
 from application.views import AuditEntry
+from application.workflows import Workflows
 
 
 class UnknownProjection(LookupError):
@@ -100,7 +98,7 @@ Progress = Callable[[int, int, int], None]
 class Rebuild:
     """Rebuilds one projection blue/green; see the module's docstring."""
 
-    def __init__(self, app: Application[uuid.UUID], target: RebuildTarget, name: str = NAME,
+    def __init__(self, app: Workflows, target: RebuildTarget, name: str = NAME,
                  batch: int = 2000, cache: int = 200_000, progress: Progress | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if name not in PROJECTIONS:
@@ -165,7 +163,7 @@ class Rebuild:
                    if e.originator_version > 1 and str(e.originator_id) not in self._states}
         if missing:
             self._states.update(tables.states(missing))
-        touched = fold_batch(self._states, events)
+        touched = fold_batch(self._states, events, self.app.shape)
         tables.write(touched, [AuditEntry.of(e) for e in events])
         self.events += len(events)
         excess = len(self._states) - self.cache_size

@@ -13,13 +13,29 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 STATUS_AFTER_EVENT = {
-    "Started": "STARTED", "Charged": "CHARGED", "Reserved": "RESERVED", "Shipped": "SHIPPED",
-    "Completed": "COMPLETED", "CompensationStarted": "COMPENSATING", "Failed": "FAILED",
+    "Started": "STARTED", "Waiting": "WAITING", "Completed": "COMPLETED",
+    "CompensationStarted": "COMPENSATING", "Failed": "FAILED",
     "CompensationFailed": "COMPENSATION_FAILED", "Cancelled": "CANCELLED",
 }
-RESULT_FIELD = {"Charged": "paymentId", "Reserved": "reservationId", "Shipped": "shipmentId"}
-STEP_OF_EVENT = {"Charged": "charge", "Reserved": "reserve", "Shipped": "ship"}
 _HIDDEN = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a definition version's state views look like beyond the common fields: the name
+    of its business key (`orderId`) and, per step, the kept names it hoists to the top."""
+
+    key_name: str
+    kept: dict[str, tuple[str, ...]]
+
+    @property
+    def kept_names(self) -> tuple[str, ...]:
+        return tuple(name for names in self.kept.values() for name in names)
+
+
+# A definition version's shape, by name and version (immutable, so readers cache it).
+Shapes = Callable[[str, int], Shape]
 
 
 def iso(moment: datetime) -> str:
@@ -28,8 +44,9 @@ def iso(moment: datetime) -> str:
 
 
 def event_type(event: Any) -> str:
-    """The event's class name: the contract's name for it."""
-    return type(event).__name__
+    """The event's name in the audit: a step's own name for its success (`Charged`), else
+    the event's class name."""
+    return str(getattr(event, "name", None) or type(event).__name__)
 
 
 def event_data(event: Any) -> dict[str, Any]:
@@ -39,44 +56,52 @@ def event_data(event: Any) -> dict[str, Any]:
     }
 
 
-def evolve(view: dict[str, Any] | None, event: Any) -> dict[str, Any]:
-    """The state view after `event`; `view` is None before a workflow's first event."""
-    kind, data = event_type(event), event_data(event)
-    at = iso(event.timestamp)
+def evolve(view: dict[str, Any] | None, event: Any, shapes: Shapes) -> dict[str, Any]:
+    """The state view after `event`; `view` is None before a workflow's first event.
+
+    The events say everything but the view's shape (the key's name, the kept names), which
+    comes from the definition version the workflow started on."""
+    kind, at = type(event).__name__, iso(event.timestamp)
     if view is None:
-        view = {
-            "workflowId": str(event.originator_id), "orderId": data.get("orderId"),
-            "status": "STARTED", "paymentId": None, "reservationId": None,
-            "shipmentId": None, "error": None, "attempts": {}, "createdAt": at,
-        }
+        shape = shapes(event.definition, event.definition_version)
+        view = {"workflowId": str(event.originator_id), shape.key_name: event.key,
+                "status": "STARTED", **dict.fromkeys(shape.kept_names), "error": None,
+                "attempts": {}, "createdAt": at, "definition": event.definition,
+                "definitionVersion": event.definition_version, "key": event.key,
+                "results": {}}
     view = {**view, "attempts": dict(view["attempts"]), "updatedAt": at,
             "version": event.originator_version}
-    if kind in STATUS_AFTER_EVENT and not (
-        kind in RESULT_FIELD and view["status"] == "COMPENSATING"  # a doubt resolved late
-    ):
+    if kind in STATUS_AFTER_EVENT:
         view["status"] = STATUS_AFTER_EVENT[kind]
-    if kind in RESULT_FIELD:
-        view[RESULT_FIELD[kind]] = data[RESULT_FIELD[kind]]
-        step = STEP_OF_EVENT[kind]
-        view["attempts"][step] = max(data["attempt"], view["attempts"].get(step, 0))
+    result = getattr(event, "result", _ABSENT)
+    if result is not _ABSENT:  # a step done: StepSucceeded, or the order's from before
+        step = event.step
+        view["results"] = {**view["results"], step: result}
+        shape = shapes(view["definition"], view["definitionVersion"])
+        for name in shape.kept.get(step, ()):
+            view[name] = result.get(name) if isinstance(result, dict) else None
+        if event.status and view["status"] != "COMPENSATING":  # a doubt resolved late
+            view["status"] = event.status
+        if event.attempt:
+            view["attempts"][step] = max(event.attempt, view["attempts"].get(step, 0))
     elif kind == "StepFailed":
-        view["attempts"][data["action"]] = data["attempt"]
-        view["error"] = f"{data['action']}: {data['error']}"
+        view["attempts"][event.action] = event.attempt
+        view["error"] = f"{event.action}: {event.error}"
     elif kind == "Compensated":
-        view["attempts"][data["action"]] = max(
-            data["attempt"], view["attempts"].get(data["action"], 0))
-    elif kind in ("CompensationStarted", "CompensationFailed") and data.get("error"):
-        view["error"] = data["error"]
+        view["attempts"][event.action] = max(
+            event.attempt, view["attempts"].get(event.action, 0))
+    elif kind in ("CompensationStarted", "CompensationFailed") and event.error:
+        view["error"] = event.error
     elif kind == "RetryRequested" and view["status"] == "COMPENSATION_FAILED":
         view["status"] = "COMPENSATING"
     return view
 
 
-def fold(events: Iterable[Any]) -> dict[str, Any] | None:
+def fold(events: Iterable[Any], shapes: Shapes) -> dict[str, Any] | None:
     """The state view rebuilt from a workflow's events alone."""
     view = None
     for event in events:
-        view = evolve(view, event)
+        view = evolve(view, event, shapes)
     return view
 
 
@@ -109,7 +134,8 @@ class Search:
     """The filters of GET /workflows."""
 
     status: str | None = None
-    order_id: str | None = None
+    definition: str | None = None
+    key: str | None = None
     created_after: str | None = None
     created_before: str | None = None
     limit: int = 50
@@ -152,8 +178,8 @@ class WorkflowViews(Protocol):
         """One workflow's state view."""
         ...
 
-    def state_by_order(self, order_id: str) -> dict[str, Any] | None:
-        """The state view of the order's workflow."""
+    def state_by_key(self, definition: str, key: str) -> dict[str, Any] | None:
+        """The state view of the definition's workflow for `key`."""
         ...
 
     def audit(self, workflow_id: str) -> list[AuditEntry]:

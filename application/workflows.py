@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,20 +15,21 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Recording
 
 from application.batching import SaveBatcher
+from application.definitions import Definitions
+from application.views import Shape
+from domain.definitions import Definition
 from domain.workflow import InvalidTransition, Workflow
 
-MAX_CENTS = 10**12
-MAX_SKUS = 100
-MAX_ADDRESS = 500
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-class InvalidOrder(ValueError):
-    """The order's fields are out of range; nothing was recorded. `path` names the field."""
+class InvalidInput(ValueError):
+    """A start's input breaks its definition's schema (or holds text no reader takes the same
+    way); nothing was recorded. `errors` holds each (path, message)."""
 
-    def __init__(self, message: str, path: str):
-        super().__init__(message)
-        self.path = path
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{path}: {message}" for path, message in errors[:5]))
+        self.errors = errors
 
 
 class WorkflowNotFound(LookupError):
@@ -39,12 +40,12 @@ class WorkflowNotFound(LookupError):
         self.workflow_id = workflow_id
 
 
-class OrderConflict(Exception):
-    """The order was started before with a different body."""
+class StartConflict(Exception):
+    """The key was started before with a different input."""
 
-    def __init__(self, order_id: str, workflow_id: uuid.UUID):
-        super().__init__(f"order {order_id} was already started with a different body")
-        self.order_id, self.workflow_id = order_id, workflow_id
+    def __init__(self, definition: str, key: str, workflow_id: uuid.UUID):
+        super().__init__(f"{definition} {key} was already started with a different input")
+        self.definition, self.key, self.workflow_id = definition, key, workflow_id
 
 
 @dataclass(frozen=True)
@@ -56,33 +57,32 @@ class Started:
     position: int | None
 
 
-def validate_order(cents: Any, skus: Any, address: Any) -> None:
-    """Raises InvalidOrder naming the first field that breaks the contract's ranges."""
-    if isinstance(cents, bool) or not isinstance(cents, int) or not 1 <= cents <= MAX_CENTS:
-        raise InvalidOrder(f"cents must be an integer from 1 to {MAX_CENTS}", "cents")
-    if not isinstance(skus, list) or not 1 <= len(skus) <= MAX_SKUS:
-        raise InvalidOrder(f"skus must be a list of 1 to {MAX_SKUS} strings", "skus")
-    for i, sku in enumerate(skus):
-        if not isinstance(sku, str) or not 0 < len(sku) <= 100:
-            raise InvalidOrder("each sku must be a string of 1 to 100 characters", f"skus[{i}]")
-        _plain_text(f"skus[{i}]", sku)
-    if not isinstance(address, str) or not 1 <= len(address) <= MAX_ADDRESS:
-        raise InvalidOrder(f"address must be a string of 1 to {MAX_ADDRESS} characters",
-                           "address")
-    _plain_text("address", address)
+def check_input(definition: Definition, value: Any) -> list[tuple[str, str]]:
+    """Every error of a start's input: its definition's schema, then text that every reader
+    takes the same way: encodable as UTF-8 (a lone surrogate is valid JSON but cannot be stored
+    or sent on) and free of control characters (a terminal, a log line or a participant would
+    misread a NUL, an ESC or a line break)."""
+    errors = [(e.path, e.message) for e in definition.check_input(value)]
+    return errors + list(_text_errors(value, ""))
 
 
-def _plain_text(field: str, value: str) -> None:
-    """Text that every reader takes the same way: encodable as UTF-8 (a lone surrogate is
-    valid JSON but cannot be stored or sent on) and free of control characters (a terminal, a
-    log line or a participant would misread a NUL, an ESC or a line break)."""
-    if CONTROL.search(value):
-        raise InvalidOrder(f"{field} must not hold control characters", field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidOrder(f"{field} must be valid Unicode text (no lone surrogates)",
-                           field) from None
+def _text_errors(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        if CONTROL.search(value):
+            yield path or "(input)", "must not hold control characters"
+        else:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                yield path or "(input)", "must be valid Unicode text (no lone surrogates)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            yield from _text_errors(key, inner)
+            yield from _text_errors(item, inner)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _text_errors(item, f"{path}[{i}]")
 
 
 class Workflows(Application[uuid.UUID]):
@@ -90,8 +90,10 @@ class Workflows(Application[uuid.UUID]):
 
     name = "Workflows"  # pinned: the PostgreSQL table names derive from it
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None,
+                 definitions: Definitions | None = None) -> None:
         super().__init__(env)
+        self.definitions = definitions
         self._listeners: list[Callable[[], None]] = []
         self._batcher = SaveBatcher(super().save)
 
@@ -105,18 +107,39 @@ class Workflows(Application[uuid.UUID]):
         self._batcher.close()
         super().close()
 
-    def start(self, order_id: str, cents: int, skus: list[str], address: str) -> Started:
-        """Starts the order's workflow, or finds the one it already has (same body)."""
-        validate_order(cents, skus, address)
-        workflow = Workflow(order_id=order_id, cents=cents, skus=list(skus), address=address)
+    def start(self, definition: str, key: str, input: Any) -> Started:
+        """Starts a workflow of the definition's latest version for `key`, or finds the one
+        the key already has (same input). Raises DefinitionNotFound, InvalidInput or
+        StartConflict; nothing is recorded then."""
+        assert self.definitions is not None, "Workflows was built without its definitions"
+        latest = self.definitions.get(definition)
+        errors = check_input(latest.definition, input)
+        if errors:
+            raise InvalidInput(errors)
+        workflow = Workflow(definition=definition, definition_version=latest.version, key=key,
+                            input=input)
         try:
             recordings = self.save(workflow)
         except IntegrityError:
             existing = self.load(workflow.id)
-            if not existing.same_order(cents, skus, address):
-                raise OrderConflict(order_id, existing.id) from None
+            if not existing.same_start(definition, input):
+                raise StartConflict(definition, key, existing.id) from None
             return Started(existing.id, created=False, position=None)
         return Started(workflow.id, created=True, position=_last_position(recordings))
+
+    def definition_of(self, workflow: Workflow) -> Definition:
+        """The compiled definition the workflow is pinned to."""
+        assert self.definitions is not None, "Workflows was built without its definitions"
+        return self.definitions.get(workflow.definition, workflow.definition_version).definition
+
+    def shape(self, name: str, version: int) -> Shape:
+        """What the state views of a definition version look like (see application.views)."""
+        assert self.definitions is not None, "Workflows was built without its definitions"
+        return self.definitions.shape(name, version)
+
+    def signal(self, workflow_id: uuid.UUID, name: str, body: dict[str, Any]) -> int | None:
+        """Delivers a signal to the workflow's wait (kept if it comes early; recorded once)."""
+        return self.change(workflow_id, lambda w: w.signal(self.definition_of(w), name, body))
 
     def load(self, workflow_id: uuid.UUID) -> Workflow:
         """The workflow as recorded now."""

@@ -3,22 +3,27 @@ settings. Tests swap a part in here (a fake participant, say) instead of patchin
 from __future__ import annotations
 
 import contextlib
-import functools
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from eventsourcing.persistence import PersistenceError
 
+import definitions as definitions_package
+from application.definitions import Definitions, Registration
+from application.definitions_files import load_definition_text
 from application.orchestrator import Metrics, RetryPolicy
 from application.ports import Participants
 from application.workflows import Workflows
+from domain.definitions import DefinitionInvalid
 from infrastructure.settings import Settings, SettingsError
 from infrastructure.system import System, shard_name
 from infrastructure.views_sql import SqliteViews, SqlViews
 
-__all__ = ["System", "bootstrap", "build_views", "shard_name"]
+__all__ = ["System", "apply_definitions", "bootstrap", "build_views", "shard_name"]
+BUNDLED = Path(definitions_package.__file__).parent
 
 
 @contextlib.contextmanager
@@ -89,26 +94,34 @@ def build_views(settings: Settings, check: bool = False) -> SqlViews:
     return SqliteViews(str(path.with_name(path.stem + ".views" + (path.suffix or ".sqlite3"))))
 
 
-def build_participants(settings: Settings) -> Participants:
-    """The HTTP participants, one breaker, pool and optional rate limit each."""
+def build_participants(system: System) -> Participants:
+    """The HTTP participants, one breaker, bulkhead and optional rate limit each."""
+    from infrastructure.metrics import participant_unconfigured
     from infrastructure.participants_http import HttpParticipants
 
+    settings = system.settings
     return HttpParticipants(
-        urls=settings.participant_urls, timeout_s=settings.step_timeout_s,
+        url_of=settings.participant_url, timeout_s=settings.step_timeout_s,
         breaker_fail_max=settings.breaker_fail_max, breaker_reset_s=settings.breaker_reset_s,
-        pool_size=settings.bulkheads, rate_limit=settings.rate_limits,
+        bulkhead=system.bulkhead, rate_limit=system.rate_limit,
+        unconfigured=participant_unconfigured,
     )
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
+    """The deployment's attempts and backoff, for steps whose definition does not say."""
     from infrastructure.resilience import backoff_delay
 
-    backoff = functools.partial(
-        backoff_delay, base_s=settings.backoff_base_s, cap_s=settings.backoff_cap_s)
+    def backoff(attempt: int, retry_after: float | None, base_s: float | None,
+                cap_s: float | None) -> float:
+        return backoff_delay(
+            attempt, settings.backoff_base_s if base_s is None else base_s,
+            settings.backoff_cap_s if cap_s is None else cap_s, retry_after=retry_after)
+
     return RetryPolicy(
         step_max_attempts=settings.step_max_attempts,
         compensation_max_attempts=settings.compensation_max_attempts,
-        backoff=lambda attempt, retry_after: backoff(attempt, retry_after=retry_after),
+        backoff=backoff,
     )
 
 
@@ -125,8 +138,34 @@ def bootstrap(settings: Settings, participants: Participants | None = None,
         env = store_env(settings)
         if serves_requests and settings.is_postgres:
             env["POSTGRES_PRE_PING"] = "y"
-        workflows = Workflows(env=env)
+        definitions = Definitions(env=definitions_env(settings, env))
+        apply_definitions(definitions, settings.definitions_dir or BUNDLED)
+        workflows = Workflows(env=env, definitions=definitions)
         views = overrides.get("views") or build_views(settings, check=serves_requests)
-    return System(settings, workflows, views, retry_policy(settings),
-                  functools.partial(build_participants, settings), participants=participants,
+    return System(settings, workflows, definitions, views, retry_policy(settings),
+                  build_participants, participants=participants,
                   metrics=metrics)
+
+
+def definitions_env(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """The definitions' store: beside the workflows', in a SQLite file of its own (two
+    applications in one file would share one table) or its own PostgreSQL tables, with a
+    small pool (it is read once per start and per version)."""
+    if settings.is_postgres:
+        return {**env, "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "4"}
+    path = settings.sqlite_path
+    name = path.with_name(path.stem + ".definitions" + (path.suffix or ".sqlite3"))
+    return {**env, "SQLITE_DBNAME": str(name)}
+
+
+def apply_definitions(definitions: Definitions, folder: Path) -> list[Registration]:
+    """Registers every `*.yaml` of the folder (a version only where its content changed);
+    one that does not validate stops the process, naming the file and each error."""
+    done = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            done.append(definitions.register(load_definition_text(path.read_text("utf-8"))))
+        except DefinitionInvalid as e:
+            raise SettingsError(f"DEFINITIONS_DIR: {path} is not a valid definition: "
+                                + "; ".join(f"{x.path}: {x.message}" for x in e.errors)) from None
+    return done

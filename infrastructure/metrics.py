@@ -27,6 +27,9 @@ CALLS = Histogram("orchestrator_participant_call_seconds",
                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 RETRIES = Counter("orchestrator_retries_total", "Failed attempts that will be retried",
                   ["action"])
+UNCONFIGURED = Counter("orchestrator_participant_unconfigured_total",
+                       "Calls that waited because their participant has no <NAME>_URL",
+                       ["participant"])
 BREAKER = Gauge("orchestrator_breaker_open", "1 while a participant's breaker is not closed",
                 ["participant"], multiprocess_mode="max")
 LAG = Gauge("orchestrator_projection_lag_events", "Events not yet in the views",
@@ -68,6 +71,10 @@ def serve_metrics(port: int, system: Any) -> None:
 
             BREAKER.labels(participant).set_function(is_open)
     start_http_server(port, addr="127.0.0.1")
+
+
+def participant_unconfigured(participant: str) -> None:
+    UNCONFIGURED.labels(participant).inc()
 
 
 def set_breakers(states: dict[str, str]) -> None:

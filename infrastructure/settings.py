@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-PARTICIPANTS = ("payment", "inventory", "shipping")
+# The order saga's participants default to the demo participants, as they always have; any
+# other participant needs its <NAME>_URL (but for `orchestrator run`, whose demo serves all).
+DEFAULT_PARTICIPANTS = ("payment", "inventory", "shipping")
 DEFAULT_PARTICIPANTS_URL = "http://127.0.0.1:8001"
+DEFAULT_PARTICIPANT_VARS = tuple(name.upper() for name in DEFAULT_PARTICIPANTS)
+PER_PARTICIPANT = re.compile(r"([A-Z][A-Z0-9_]*?)_(URL|BULKHEAD_SIZE|RATE_LIMIT)")
 
 
 class SettingsError(ValueError):
@@ -22,7 +26,7 @@ class Settings:
     """Everything the processes need to know about their surroundings."""
 
     database_url: str
-    participant_urls: dict[str, str]
+    participant_urls: dict[str, str]  # participant -> base URL, as configured
     step_timeout_s: float = 5.0
     step_max_attempts: int = 5
     compensation_max_attempts: int = 10
@@ -30,14 +34,23 @@ class Settings:
     backoff_cap_s: float = 5.0
     breaker_fail_max: int = 5
     breaker_reset_s: float = 10.0
-    bulkheads: dict[str, int] = field(default_factory=dict)
-    rate_limits: dict[str, float | None] = field(default_factory=dict)
+    bulkhead_size: int = 32
+    bulkheads: dict[str, int] = field(default_factory=dict)  # <NAME>_BULKHEAD_SIZE given
+    rate_limits: dict[str, float] = field(default_factory=dict)  # <NAME>_RATE_LIMIT given
     api_tokens: tuple[tuple[str, str], ...] = ()  # (name, token)
     operator_tokens: tuple[tuple[str, str], ...] = ()
     allow_anonymous: bool = False
-    participant_urls_given: bool = False
     log_json: bool = True
     shards: int = 16
+    definitions_dir: Path | None = None  # None: the bundled definitions
+
+    def participant_url(self, name: str) -> str | None:
+        """The participant's base URL: its <NAME>_URL, else the demo participants' for the
+        order saga's three, else None (not configured)."""
+        url = self.participant_urls.get(name)
+        if url is None and name in DEFAULT_PARTICIPANTS:
+            return DEFAULT_PARTICIPANTS_URL
+        return url
 
     @property
     def is_postgres(self) -> bool:
@@ -70,17 +83,29 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             "DATABASE_URL must be sqlite:///path/file.sqlite3 or postgresql://user:pass@host/db")
     if url.startswith("sqlite:///"):
         _check_sqlite_folder(url)
-    urls, given = {}, True
-    for name in PARTICIPANTS:
-        var = f"{name.upper()}_URL"
-        value = env.get(var)
-        given = given and bool(value)
-        urls[name] = _url(var, value or DEFAULT_PARTICIPANTS_URL)
-    default_bulkhead = _int(env, "BULKHEAD_SIZE", 32, 1, 1024)
+    urls: dict[str, str] = {}
+    bulkheads: dict[str, int] = {}
+    rate_limits: dict[str, float] = {}
+    for var in sorted(env):
+        match = PER_PARTICIPANT.fullmatch(var)
+        if match is None or var == "DATABASE_URL" or not env[var]:
+            continue
+        name, kind = match.group(1).lower(), match.group(2)
+        if kind == "URL":
+            if var[:-4] in DEFAULT_PARTICIPANT_VARS or env[var].startswith(("http:", "https:")):
+                urls[name] = _url(var, env[var])  # other *_URL variables are not ours
+        elif kind == "BULKHEAD_SIZE":
+            bulkheads[name] = _int(env, var, 32, 1, 4096)
+        else:
+            rate = _optional_float(env, var)
+            if rate is not None:
+                rate_limits[name] = rate
+    directory = env.get("DEFINITIONS_DIR")
+    if directory and not Path(directory).is_dir():
+        raise SettingsError(f"DEFINITIONS_DIR: {directory} is not a folder")
     return Settings(
         database_url=url,
         participant_urls=urls,
-        participant_urls_given=given,
         step_timeout_s=_float(env, "STEP_TIMEOUT_S", 5.0, 0.01, 600),
         step_max_attempts=_int(env, "STEP_MAX_ATTEMPTS", 5, 1, 1000),
         compensation_max_attempts=_int(env, "COMPENSATION_MAX_ATTEMPTS", 10, 1, 1000),
@@ -88,16 +113,15 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         backoff_cap_s=_float(env, "RETRY_BACKOFF_CAP_S", 5.0, 0.0, 3600),
         breaker_fail_max=_int(env, "BREAKER_FAIL_MAX", 5, 1, 10_000),
         breaker_reset_s=_float(env, "BREAKER_RESET_S", 10.0, 0.01, 3600),
-        bulkheads={
-            p: _int(env, f"{p.upper()}_BULKHEAD_SIZE", default_bulkhead, 1, 1024)
-            for p in PARTICIPANTS
-        },
-        rate_limits={p: _optional_float(env, f"{p.upper()}_RATE_LIMIT") for p in PARTICIPANTS},
+        bulkhead_size=_int(env, "BULKHEAD_SIZE", 32, 1, 4096),
+        bulkheads=bulkheads,
+        rate_limits=rate_limits,
         api_tokens=_tokens("API_TOKENS", env.get("API_TOKENS"), "client"),
         operator_tokens=_tokens("OPERATOR_TOKENS", env.get("OPERATOR_TOKENS"), "operator"),
         allow_anonymous=env.get("ALLOW_ANONYMOUS", "") in ("1", "true", "yes"),
         log_json=env.get("LOG_FORMAT", "json") != "text",
         shards=_int(env, "WORKER_SHARDS", 16, 1, 1024),
+        definitions_dir=Path(directory) if directory else None,
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from application.definitions import Definitions
 from application.follower import Follower
 from application.orchestrator import Metrics, Orchestrator, RetryPolicy
 from application.ports import Participants
@@ -30,9 +31,10 @@ class System:
 
     settings: Settings
     workflows: Workflows
+    definitions: Definitions
     views: SqlViews
     policy: RetryPolicy
-    make_participants: Callable[[], Participants]
+    make_participants: Callable[[System], Participants]
     participants: Participants | None = None
     metrics: Metrics | None = None
     orchestrator: Orchestrator | None = None
@@ -50,12 +52,12 @@ class System:
         (a standby holds nothing until another worker goes away)."""
         from infrastructure.cluster import build_coordinator
 
-        participants = self.participants = self.participants or self.make_participants()
+        participants = self.participants = self.participants or self.make_participants(self)
         self.orchestrator = Orchestrator(
-            self.workflows, participants, self.policy,
-            bulkheads=self.settings.bulkheads, metrics=self.metrics,
-            shards=self.settings.shards)
-        self.projection = WorkflowProjection(self.views, self.workflows.mapper)
+            self.workflows, self.definitions, participants, self.policy,
+            bulkhead=self.bulkhead, metrics=self.metrics, shards=self.settings.shards)
+        self.projection = WorkflowProjection(self.views, self.workflows.mapper,
+                                             self.workflows.shape)
         self.followers["orchestrator"] = Follower(
             "orchestrator", self.workflows.recorder, self.orchestrator.handle,
             self._orchestrator_start, self._wakeup()).start()
@@ -65,6 +67,27 @@ class System:
         self.coordinator = build_coordinator(self)
         self.coordinator.start()
         return self
+
+    def bulkhead(self, participant: str) -> int:
+        """How many calls to the participant may be in flight at once: its
+        <NAME>_BULKHEAD_SIZE, else what a definition asks for it, else BULKHEAD_SIZE."""
+        explicit = self.settings.bulkheads.get(participant)
+        asked = self._asked(participant, "bulkhead")
+        return explicit or (int(asked) if asked else self.settings.bulkhead_size)
+
+    def rate_limit(self, participant: str) -> float | None:
+        """Calls per second to the participant: its <NAME>_RATE_LIMIT, else what a definition
+        asks for it, else none."""
+        return self.settings.rate_limits.get(participant) or self._asked(participant,
+                                                                          "rate_limit")
+
+    def _asked(self, participant: str, what: str) -> float | None:
+        """What the latest version of a definition that calls the participant asks for."""
+        for name in self.definitions.names():
+            spec = self.definitions.get(name).definition.participants.get(participant)
+            if spec is not None and getattr(spec, what) is not None:
+                return float(getattr(spec, what))
+        return None
 
     # --- what the coordinator calls -----------------------------------------------------------
 
@@ -201,6 +224,7 @@ class System:
             self._save_listener.stop()
         self.views.close()
         self.workflows.close()
+        self.definitions.close()
         return finished
 
 

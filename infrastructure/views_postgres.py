@@ -42,6 +42,11 @@ class PostgresViews(SqlViews):
             for statement in self.schema():
                 cur.execute(statement)
 
+    def columns(self, cur: Any, table: str) -> set[str]:
+        cur.execute("SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = %s", (table,))
+        return {row[0] for row in cur.fetchall()}
+
     @contextmanager
     def reading(self) -> Iterator[Any]:
         with self.pool.connection() as conn, conn.cursor() as cur:

@@ -18,17 +18,19 @@ from typing import Any
 
 from application.views import AuditEntry, Change, Page, Search
 
-STATE_COLUMNS = ("workflow_id", "order_id", "status", "payment_id", "reservation_id",
-                 "shipment_id", "error", "attempts", "created_at", "updated_at", "version")
-STATE_KEYS = ("workflowId", "orderId", "status", "paymentId", "reservationId", "shipmentId",
-              "error", "attempts", "createdAt", "updatedAt", "version")
+# The state view is kept whole as JSON (its fields depend on its definition); the columns
+# beside it are what searches filter and sort by.
+STATE_COLUMNS = ("workflow_id", "definition", "key", "status", "created_at", "updated_at",
+                 "version", "view")
+STATE_KEYS = ("workflowId", "definition", "key", "status", "createdAt", "updatedAt", "version")
 
 # The secondary indexes of the state table: (name, columns). Named from the table's name, so a
 # second set of tables (a blue/green rebuild's) can carry its own copy beside the served one.
 STATE_INDEXES = (
-    ("order", "order_id"),
+    ("key", "definition, key"),
     ("status_created", "status, created_at, workflow_id"),
     ("created", "created_at, workflow_id"),
+    ("definition_created", "definition, created_at, workflow_id"),
 )
 CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")  # as the views store times
 POSITIONS = """CREATE TABLE IF NOT EXISTS view_positions (
@@ -39,10 +41,9 @@ def view_tables(prefix: str = "") -> list[str]:
     """The state and audit tables, named `<prefix>workflow_state` and `<prefix>workflow_audit`."""
     return [
         f"""CREATE TABLE IF NOT EXISTS {prefix}workflow_state (
-        workflow_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
-        payment_id TEXT, reservation_id TEXT, shipment_id TEXT, error TEXT,
-        attempts TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        version INTEGER NOT NULL)""",
+        workflow_id TEXT PRIMARY KEY, definition TEXT NOT NULL, key TEXT NOT NULL,
+        status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        version INTEGER NOT NULL, view TEXT NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS {prefix}workflow_audit (
         workflow_id TEXT NOT NULL, position INTEGER NOT NULL, type TEXT NOT NULL,
         timestamp TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (workflow_id, position))""",
@@ -87,8 +88,24 @@ class SqlViews:
 
     def create_tables(self) -> None:
         with self.writing() as cur:
+            self.drop_outdated(cur)
             for statement in self.schema():
                 cur.execute(statement)
+
+    def drop_outdated(self, cur: Any) -> None:
+        """Views from before definitions (a column per order field) are dropped, with their
+        position: they are derived data, and the projection builds them anew from the events
+        (the first start after the upgrade takes a moment per 10,000 events)."""
+        if "order_id" not in self.columns(cur, "workflow_state"):
+            return
+        for table in ("workflow_state", "workflow_audit"):
+            cur.execute(f"DROP TABLE {table}")
+        cur.execute(self._sql("DELETE FROM view_positions WHERE name = ?"), ("workflow_views",))
+
+    def columns(self, cur: Any, table: str) -> set[str]:
+        """The columns of a table (none when it does not exist)."""
+        cur.execute(f"SELECT * FROM pragma_table_info('{table}')")
+        return {row[1] for row in cur.fetchall()}
 
     def close(self) -> None:
         """Releases the connections."""
@@ -156,11 +173,11 @@ class SqlViews:
     def write_rows(self, cur: Any, states: Sequence[dict[str, Any]],
                    audit: Sequence[AuditEntry], prefix: str = "") -> None:
         """Upserts state rows and adds audit rows (a replayed one is ignored), on `cur`."""
-        cols = ", ".join(STATE_COLUMNS)
+        cols, marks = ", ".join(STATE_COLUMNS), ",".join("?" * len(STATE_COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
         if states:
             cur.executemany(self._sql(
-                f"INSERT INTO {prefix}workflow_state ({cols}) VALUES ({','.join('?' * 11)}) "
+                f"INSERT INTO {prefix}workflow_state ({cols}) VALUES ({marks}) "
                 f"ON CONFLICT (workflow_id) DO UPDATE SET {updates}"),
                 [_row(s) for s in states])
         if audit:
@@ -177,8 +194,13 @@ class SqlViews:
     def state(self, workflow_id: str) -> dict[str, Any] | None:
         return self._one("workflow_id", workflow_id)
 
-    def state_by_order(self, order_id: str) -> dict[str, Any] | None:
-        return self._one("order_id", order_id)
+    def state_by_key(self, definition: str, key: str) -> dict[str, Any] | None:
+        with self.reading() as cur:
+            cur.execute(self._sql(
+                f"SELECT {', '.join(STATE_COLUMNS)} FROM workflow_state "
+                "WHERE definition = ? AND key = ?"), (definition, key))
+            row = cur.fetchone()
+        return _state(row) if row else None
 
     def audit(self, workflow_id: str) -> list[AuditEntry]:
         with self.reading() as cur:
@@ -190,7 +212,8 @@ class SqlViews:
 
     def search(self, query: Search) -> Page:
         where, params = [], []
-        for column, value in (("status", query.status), ("order_id", query.order_id)):
+        for column, value in (("status", query.status), ("definition", query.definition),
+                              ("key", query.key)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -291,15 +314,11 @@ def state_rows(states: Iterable[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
 
 
 def _row(state: dict[str, Any]) -> tuple[Any, ...]:
-    values = dict(state)
-    values["attempts"] = json.dumps(values["attempts"], sort_keys=True)
-    return tuple(values[k] for k in STATE_KEYS)
+    return (*(state[k] for k in STATE_KEYS), json.dumps(state, default=str))
 
 
 def _state(row: Sequence[Any]) -> dict[str, Any]:
-    state = dict(zip(STATE_KEYS, row, strict=True))
-    state["attempts"] = json.loads(state["attempts"])
-    state["version"] = int(state["version"])
+    state: dict[str, Any] = json.loads(row[-1])
     return state
 
 

@@ -105,14 +105,14 @@ def test_the_order_makes_todays_calls(order: Definition) -> None:
 def test_the_order_declares_its_facts(order: Definition) -> None:
     charge = order.step("charge")
     assert isinstance(charge, Step)
+    # No per-step limits: the deployment's STEP_* and COMPENSATION_* settings apply.
     assert (charge.event, charge.status, charge.timeout_s, charge.attempts) == \
-        ("Charged", "CHARGED", 5, None)
-    assert charge.undo is not None and charge.undo.attempts == 10
+        ("Charged", "CHARGED", None, None)
+    assert charge.undo is not None and charge.undo.attempts is None
     assert order.kept_names == ("paymentId", "reservationId", "shipmentId")
     assert order.step_of_undo("release").name == "reserve"
-    assert order.participants["shipping"].bulkhead == 8
-    assert order.participants["shipping"].rate_limit == 50
-    assert order.participants["payment"].bulkhead is None
+    assert order.participants["shipping"].bulkhead is None
+    assert order.participants["shipping"].rate_limit is None
     assert charge.extract({"paymentId": "p-1", "status": "ok"}) == {"paymentId": "p-1"}
     assert Step.unkept(charge.extract({"status": "ok"})) == ("paymentId",)
     with pytest.raises(KeyError):
