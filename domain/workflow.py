@@ -311,6 +311,9 @@ class Workflow(Aggregate):
             return
         if step.name in self.results or self.is_terminal:
             return
+        missing = Step.unkept(kept) if step.keep else ()
+        if missing or set(kept) != set(step.keep):
+            raise ValueError(f"{action} succeeded without {', '.join(missing or step.keep)}")
         self.step_succeeded(step=step.name, name=step.event or "StepSucceeded",
                             status=step.status, attempt=attempt, result=kept)
 

@@ -1,27 +1,75 @@
-"""The Workflow aggregate on its own: which call is due, and every legal and illegal transition."""
+"""The Workflow aggregate on the order definition: which call is due, and every legal and
+illegal transition of the saga's straight line. (Parallel groups, waits and deadlines are in
+test_interpreter.py.)
+
+`Order` below speaks the aggregate's API for the order definition in this file's terms: a
+result id per forward step, the due call or None."""
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from domain.definitions import compile_definition
 from domain.workflow import Due, InvalidTransition, Workflow
 
 MAX = 3  # attempts allowed per step / per compensation in these tests
+ORDER = compile_definition(yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "definitions" / "order.yaml").read_text()))
+KEPT = {"charge": "paymentId", "reserve": "reservationId", "ship": "shipmentId"}
+NOW = 2_000_000_000.0
 
 
-def new_workflow(order_id: str = "o-1") -> Workflow:
-    return Workflow(order_id=order_id, cents=1250, skus=["sku-1", "sku-2"], address="1 Main St")
+class Order:
+    """A Workflow of the order definition, answered the way the orchestrator would."""
+
+    def __init__(self, order_id: str = "o-1") -> None:
+        self.workflow = Workflow(definition="order", definition_version=1, key=order_id,
+                                 input={"cents": 1250, "skus": ["sku-1", "sku-2"],
+                                        "address": "1 Main St"})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.workflow, name)
+
+    def advance(self, fresh: bool = False) -> Due | None:
+        dues = self.workflow.advance(ORDER, NOW, fresh).dues
+        assert len(dues) <= 1  # a straight line: one call at a time
+        return dues[0] if dues else None
+
+    def succeed(self, action: str, attempt: int, result_id: str | None = None) -> None:
+        kept = {KEPT[action]: result_id} if action in KEPT else {}
+        self.workflow.succeed(ORDER, action, attempt, kept)
+
+    def fail(self, action: str, attempt: int, error: str, retryable: bool, uncertain: bool,
+             max_attempts: int, retry_at: float | None) -> None:
+        self.workflow.fail(ORDER, action, attempt, error, retryable, uncertain, max_attempts,
+                           retry_at)
+
+    @property
+    def ids(self) -> dict[str, str]:
+        """Each done step's result id."""
+        return {step: kept[KEPT[step]] for step, kept in self.workflow.results.items()}
 
 
-def names(workflow: Workflow) -> list[str]:
-    """The names of the events collected since the last call (and forgets them)."""
-    return [type(e).__name__ for e in workflow.collect_events()]
+def new_workflow(order_id: str = "o-1") -> Any:
+    return Order(order_id)
 
 
-def succeed_due(workflow: Workflow, result_id: str | None = None) -> Due:
+def request(due: Due) -> tuple[str, str, Any]:
+    """What the due call sends: method, path with query, body."""
+    return due.call.method, due.call.target, due.call.body
+
+
+def names(workflow: Any) -> list[str]:
+    """The audit names of the events collected since the last call (and forgets them)."""
+    return [getattr(e, "name", None) or type(e).__name__ for e in workflow.collect_events()]
+
+
+def succeed_due(workflow: Any, result_id: str | None = None) -> Due:
     """Answers the due call with success; returns the Due that was answered."""
     due = workflow.advance()
     assert due is not None
@@ -29,7 +77,7 @@ def succeed_due(workflow: Workflow, result_id: str | None = None) -> Due:
     return due
 
 
-def reject_due(workflow: Workflow, error: str = "no") -> Due:
+def reject_due(workflow: Any, error: str = "no") -> Due:
     due = workflow.advance()
     assert due is not None
     workflow.fail(due.action, due.attempt, error, retryable=False, uncertain=False,
@@ -37,7 +85,7 @@ def reject_due(workflow: Workflow, error: str = "no") -> Due:
     return due
 
 
-def transient_due(workflow: Workflow, uncertain: bool = True, retry_at: float = 0.0) -> Due:
+def transient_due(workflow: Any, uncertain: bool = True, retry_at: float = 0.0) -> Due:
     due = workflow.advance()
     assert due is not None
     workflow.fail(due.action, due.attempt, "503: busy", retryable=True, uncertain=uncertain,
@@ -45,12 +93,12 @@ def transient_due(workflow: Workflow, uncertain: bool = True, retry_at: float = 
     return due
 
 
-def undo_all(workflow: Workflow) -> list[Due]:
+def undo_all(workflow: Any) -> list[Due]:
     """Answers every due compensation with success; returns them in the order they were due."""
     done = []
     while (due := workflow.advance()) is not None:
         assert due.compensating
-        forward = due.action in ("charge", "reserve", "ship")  # a doubtful step re-asked
+        forward = due.action in KEPT  # a doubtful step re-asked
         workflow.succeed(due.action, due.attempt, f"{due.action}-id" if forward else None)
         done.append(due)
     return done
@@ -72,10 +120,15 @@ def test_happy_path_calls_charge_reserve_ship_then_completes() -> None:
     assert workflow.status == "COMPLETED" and workflow.is_terminal
     assert [(d.action, d.attempt, d.compensating, d.not_before) for d in dues] == [
         ("charge", 1, False, None), ("reserve", 1, False, None), ("ship", 1, False, None)]
-    assert dues[0].args == {"orderId": "o-1", "cents": 1250}
-    assert dues[1].args == {"orderId": "o-1", "skus": ["sku-1", "sku-2"]}
-    assert dues[2].args == {"orderId": "o-1", "address": "1 Main St"}
-    assert workflow.results == {"charge": "pay-1", "reserve": "res-1", "ship": "shp-1"}
+    wid = workflow.id
+    assert [request(d) for d in dues] == [
+        ("POST", "/payments/charge",
+         {"orderId": "o-1", "cents": 1250, "idempotencyKey": f"{wid}:charge"}),
+        ("POST", "/inventory/reservations",
+         {"orderId": "o-1", "skus": ["sku-1", "sku-2"], "idempotencyKey": f"{wid}:reserve"}),
+        ("POST", "/shipments",
+         {"orderId": "o-1", "address": "1 Main St", "idempotencyKey": f"{wid}:ship"})]
+    assert workflow.ids == {"charge": "pay-1", "reserve": "res-1", "ship": "shp-1"}
     assert names(workflow) == ["Started", "Charged", "Reserved", "Shipped", "Completed"]
 
 
@@ -91,6 +144,8 @@ def test_a_forward_success_without_its_id_is_refused() -> None:
     workflow.collect_events()
     with pytest.raises(ValueError, match="paymentId"):
         workflow.succeed("charge", 1, None)
+    with pytest.raises(ValueError, match="paymentId"):
+        workflow.succeed("charge", 1, "")
     assert names(workflow) == [] and workflow.status == "STARTED"
 
 
@@ -115,8 +170,8 @@ def test_reserve_rejected_refunds_the_charge_then_fails() -> None:
 
     undone = undo_all(workflow)
 
-    assert [(d.action, d.args) for d in undone] == [
-        ("refund", {"orderId": "o-1", "paymentId": "pay-1", "reason": "failed"})]
+    assert [(d.action, request(d)) for d in undone] == [
+        ("refund", ("POST", "/payments/pay-1/refund?reason=failed", None))]
     assert workflow.status == "FAILED" and workflow.undone == ["charge"]
     assert names(workflow) == ["Started", "Charged", "StepFailed", "CompensationStarted",
                                "Compensated", "Failed"]
@@ -130,9 +185,9 @@ def test_ship_rejected_releases_then_refunds_then_fails() -> None:
 
     undone = undo_all(workflow)
 
-    assert [(d.action, d.args) for d in undone] == [
-        ("release", {"orderId": "o-1", "reservationId": "res-1"}),
-        ("refund", {"orderId": "o-1", "paymentId": "pay-1", "reason": "failed"}),
+    assert [(d.action, request(d)) for d in undone] == [
+        ("release", ("POST", "/inventory/reservations/res-1/release", None)),
+        ("refund", ("POST", "/payments/pay-1/refund?reason=failed", None)),
     ]
     assert all(d.attempt == 1 for d in undone)
     assert workflow.status == "FAILED" and workflow.undone == ["reserve", "charge"]
@@ -151,10 +206,11 @@ def test_transient_failures_are_retried_with_the_next_attempt_not_before_the_bac
     again = workflow.advance()
 
     assert first.attempt == 1 and workflow.status == "CHARGED"
-    assert again == Due("reserve", 2, {"orderId": "o-1", "skus": ["sku-1", "sku-2"]}, 100.0,
-                        False)
+    assert again is not None
+    assert (again.action, again.attempt, again.not_before, again.compensating) == \
+        ("reserve", 2, 100.0, False)
     workflow.succeed("reserve", 2, "res-1")
-    assert workflow.status == "RESERVED" and workflow.retry_at is None
+    assert workflow.status == "RESERVED" and workflow.retry_at == {}
     assert workflow.attempts["reserve"] == 2
 
 
@@ -191,8 +247,10 @@ def test_compensation_first_re_asks_a_step_whose_5xx_may_have_taken_effect() -> 
 
     due = workflow.advance()
 
-    assert due == Due("reserve", MAX + 1, {"orderId": "o-1", "skus": ["sku-1", "sku-2"]},
-                      None, True)
+    assert due is not None
+    assert (due.action, due.attempt, due.not_before, due.compensating) == \
+        ("reserve", MAX + 1, None, True)
+    assert request(due)[2]["idempotencyKey"] == f"{workflow.id}:reserve"  # the same key
 
 
 def test_a_clear_rejection_of_the_re_ask_settles_it_and_only_the_charge_is_refunded() -> None:
@@ -212,8 +270,9 @@ def test_a_re_ask_that_succeeds_gets_undone_too() -> None:
 
     assert workflow.status == "COMPENSATING"  # a late success does not move the saga forward
     undone = undo_all(workflow)
-    assert [(d.action, d.args.get("reservationId")) for d in undone] == [
-        ("release", "res-late"), ("refund", None)]
+    assert [(d.action, request(d)[1]) for d in undone] == [
+        ("release", "/inventory/reservations/res-late/release"),
+        ("refund", "/payments/pay-1/refund?reason=failed")]
     assert workflow.status == "FAILED"
 
 
@@ -301,8 +360,9 @@ def test_retry_from_compensation_failed_resumes_compensation_and_ends_failed() -
 
     assert workflow.status == "COMPENSATING"
     due = workflow.advance()
-    assert due == Due("refund", MAX + 1, {"orderId": "o-1", "paymentId": "pay-1",
-                                          "reason": "failed"}, None, True)
+    assert due is not None
+    assert (due.action, due.attempt, request(due)[1], due.compensating) == \
+        ("refund", MAX + 1, "/payments/pay-1/refund?reason=failed", True)
     workflow.succeed("refund", due.attempt)
     assert workflow.advance() is None
     assert workflow.status == "FAILED"
@@ -332,8 +392,9 @@ def test_retry_of_a_running_workflow_in_backoff_makes_the_step_due_now() -> None
     workflow.request_retry(by="ops", reason="stuck")
 
     assert workflow.status == "CHARGED"
-    assert workflow.advance() == Due("reserve", MAX, {"orderId": "o-1",
-                                                      "skus": ["sku-1", "sku-2"]}, None, False)
+    due = workflow.advance()
+    assert (due.action, due.attempt, due.not_before, due.compensating) == \
+        ("reserve", MAX, None, False)
     transient_due(workflow)  # the budget was reset: this is not the last attempt any more
     assert workflow.status == "CHARGED"
 
@@ -365,7 +426,7 @@ def test_cancel_mid_flight_is_recorded_then_compensates_and_ends_cancelled() -> 
     assert names(workflow) == ["CancelRequested"]
     undone = undo_all(workflow)
     assert [d.action for d in undone] == ["release", "refund"]
-    assert undone[1].args["reason"] == "cancelled"
+    assert request(undone[1])[1] == "/payments/pay-1/refund?reason=cancelled"
     assert workflow.status == "CANCELLED"
     assert workflow.error == "cancelled by client"
     assert names(workflow) == ["CompensationStarted", "Compensated", "Compensated", "Cancelled"]
@@ -404,14 +465,14 @@ def test_cancel_during_compensation_of_a_failure_still_ends_failed() -> None:
     reject_due(workflow, "out of stock")
     workflow.request_cancel()
 
-    assert [d.args["reason"] for d in undo_all(workflow)] == ["failed"]
+    assert [request(d)[1] for d in undo_all(workflow)] == ["/payments/pay-1/refund?reason=failed"]
     assert workflow.status == "FAILED"
 
 
 # --- illegal requests on terminal workflows -----------------------------------------------------
 
 
-def completed() -> Workflow:
+def completed() -> Any:
     workflow = new_workflow()
     for _ in range(3):
         succeed_due(workflow)
@@ -419,28 +480,28 @@ def completed() -> Workflow:
     return workflow
 
 
-def failed() -> Workflow:
+def failed() -> Any:
     workflow = new_workflow()
     reject_due(workflow)
     workflow.advance()
     return workflow
 
 
-def cancelled() -> Workflow:
+def cancelled() -> Any:
     workflow = new_workflow()
     workflow.request_cancel()
     workflow.advance()
     return workflow
 
 
-def compensation_failed() -> Workflow:
+def compensation_failed() -> Any:
     workflow = new_workflow()
     refund_failing(workflow)
     return workflow
 
 
 @pytest.mark.parametrize("make", [completed, failed, cancelled, compensation_failed])
-def test_cancel_of_a_terminal_workflow_is_refused(make: Callable[[], Workflow]) -> None:
+def test_cancel_of_a_terminal_workflow_is_refused(make: Callable[[], Any]) -> None:
     workflow = make()
     status = workflow.status
     workflow.collect_events()
@@ -453,7 +514,7 @@ def test_cancel_of_a_terminal_workflow_is_refused(make: Callable[[], Workflow]) 
 
 
 @pytest.mark.parametrize("make", [completed, failed, cancelled])
-def test_retry_of_a_finished_workflow_is_refused(make: Callable[[], Workflow]) -> None:
+def test_retry_of_a_finished_workflow_is_refused(make: Callable[[], Any]) -> None:
     workflow = make()
     status = workflow.status
     workflow.collect_events()
@@ -474,7 +535,7 @@ def test_a_repeated_success_records_nothing_more() -> None:
 
     workflow.succeed("charge", 1, "pay-2")
 
-    assert names(workflow) == [] and workflow.results["charge"] == "pay-1"
+    assert names(workflow) == [] and workflow.ids["charge"] == "pay-1"
 
 
 def test_a_failure_that_a_later_attempt_overtook_records_nothing() -> None:
@@ -517,7 +578,7 @@ def test_a_repeated_compensation_records_nothing_more() -> None:
 
 
 @pytest.mark.parametrize("make", [completed, failed, cancelled, compensation_failed])
-def test_outcomes_after_the_end_change_nothing(make: Callable[[], Workflow]) -> None:
+def test_outcomes_after_the_end_change_nothing(make: Callable[[], Any]) -> None:
     workflow = make()
     status = workflow.status
     workflow.collect_events()
@@ -535,16 +596,23 @@ def test_outcomes_after_the_end_change_nothing(make: Callable[[], Workflow]) -> 
 # --- identity and repeated starts ---------------------------------------------------------------
 
 
-def test_create_id_is_deterministic_per_order() -> None:
-    assert Workflow.create_id("o-1") == Workflow.create_id("o-1")
-    assert Workflow.create_id("o-1") != Workflow.create_id("o-2")
-    assert isinstance(Workflow.create_id("o-1"), uuid.UUID)
-    assert new_workflow("o-7").id == Workflow.create_id("o-7")
+def test_create_id_is_deterministic_per_definition_and_key() -> None:
+    assert Workflow.create_id("trip", "t-1") == Workflow.create_id("trip", "t-1")
+    assert Workflow.create_id("trip", "t-1") != Workflow.create_id("trip", "t-2")
+    assert Workflow.create_id("trip", "k") != Workflow.create_id("refund", "k")
+    assert new_workflow("o-7").id == Workflow.create_id("order", "o-7")
 
 
-def test_same_order_compares_the_whole_body() -> None:
+def test_the_order_sagas_ids_are_what_they_were_before_definitions() -> None:
+    namespace = uuid.UUID("6f1e7d3c-58a2-4c39-9d0e-0c1b2a3f4e5d")
+    assert Workflow.create_id("order", "o-1") == uuid.uuid5(namespace, "o-1")
+
+
+def test_same_start_compares_the_definition_and_the_whole_input() -> None:
     workflow = new_workflow()
-    assert workflow.same_order(1250, ["sku-1", "sku-2"], "1 Main St")
-    assert not workflow.same_order(1251, ["sku-1", "sku-2"], "1 Main St")
-    assert not workflow.same_order(1250, ["sku-2", "sku-1"], "1 Main St")
-    assert not workflow.same_order(1250, ["sku-1", "sku-2"], "2 Main St")
+    body = {"cents": 1250, "skus": ["sku-1", "sku-2"], "address": "1 Main St"}
+    assert workflow.same_start("order", body)
+    assert not workflow.same_start("trip", body)
+    assert not workflow.same_start("order", {**body, "cents": 1251})
+    assert not workflow.same_start("order", {**body, "skus": ["sku-2", "sku-1"]})
+    assert not workflow.same_start("order", {**body, "address": "2 Main St"})
