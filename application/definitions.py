@@ -56,6 +56,8 @@ class Definitions(Application[uuid.UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._compiled: dict[tuple[str, int], Version] = {}
+        self._shapes: dict[tuple[str, int], Shape] = {}
+        self._latest: dict[str, tuple[int, int]] = {}  # name -> (store head, latest version)
         self._lock = threading.Lock()
 
     def register(self, document: dict[str, Any]) -> Registration:
@@ -76,7 +78,14 @@ class Definitions(Application[uuid.UUID]):
         raise RuntimeError(f"could not register {definition.name} under contention")
 
     def get(self, name: str, version: int | None = None) -> Version:
-        """The version asked for (the latest by default), compiled."""
+        """The version asked for (the latest by default), compiled. The latest is known again
+        without reading the definition while the store has no new event (one cheap query)."""
+        if version is None:
+            head = self.recorder.max_notification_id() or 0
+            with self._lock:
+                seen = self._latest.get(name)
+            if seen is not None and seen[0] == head:
+                version = seen[1]
         if version is not None:
             with self._lock:
                 found = self._compiled.get((name, version))
@@ -92,13 +101,22 @@ class Definitions(Application[uuid.UUID]):
             found = self._compiled.get((name, number))
         if found is None:
             found = self._compile(history, number)
+        if version is None:
+            with self._lock:  # the head read above is no later than this history
+                self._latest[name] = (head, number)
         return found
 
     def shape(self, name: str, version: int) -> Shape:
         """What the state views of workflows on this version look like (for the views)."""
-        definition = self.get(name, version).definition
-        return Shape(definition.key, {s.name: tuple(s.keep) for s in definition.flat_steps
-                                      if isinstance(s, Step)})
+        with self._lock:
+            found = self._shapes.get((name, version))
+        if found is None:
+            definition = self.get(name, version).definition
+            found = Shape(definition.key, {s.name: tuple(s.keep) for s in definition.flat_steps
+                                           if isinstance(s, Step)})
+            with self._lock:
+                self._shapes[(name, version)] = found
+        return found
 
     def versions(self, name: str) -> list[Version]:
         """Every version of the definition, oldest first."""
