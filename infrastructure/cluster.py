@@ -17,9 +17,12 @@ import os
 import socket
 import threading
 import uuid
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psycopg
+
+if TYPE_CHECKING:  # the system builds its coordinator: no import at run time
+    from infrastructure.system import System
 
 log = logging.getLogger("orchestrator.cluster")
 
@@ -42,7 +45,7 @@ def assign(shards: int, workers: list[str]) -> dict[int, str]:
 class LocalCoordinator:
     """One machine: the worker holding the file lock drives every shard and the projection."""
 
-    def __init__(self, system: Any, lock_path: str):
+    def __init__(self, system: System, lock_path: str):
         self.system, self.lock_path = system, lock_path
         self._file: IO[bytes] | None = None
         self._stop = threading.Event()
@@ -82,7 +85,7 @@ class LocalCoordinator:
 class PgCoordinator:
     """Shards and the projection shared among workers through PostgreSQL (see module doc)."""
 
-    def __init__(self, system: Any, url: str):
+    def __init__(self, system: System, url: str):
         self.system, self.url = system, url
         self.me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.held: set[int] = set()
@@ -144,8 +147,10 @@ class PgCoordinator:
 
     def _let_go(self) -> None:
         """Our locks died with the connection: another worker may hold them now."""
+        orchestrator = self.system.orchestrator
         for shard in list(self.held):
-            self.system.orchestrator.release(shard)
+            if orchestrator is not None:
+                orchestrator.release(shard)
         self.held.clear()
         if self.projecting:
             self.system.stop_projection()
@@ -167,7 +172,7 @@ class PgCoordinator:
             pass
 
 
-def build_coordinator(system: Any) -> LocalCoordinator | PgCoordinator:
+def build_coordinator(system: System) -> LocalCoordinator | PgCoordinator:
     """The coordinator for the system's database."""
     settings = system.settings
     if settings.is_postgres:

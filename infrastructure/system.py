@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from application.definitions import Definitions
 from application.follower import Follower
@@ -19,6 +19,16 @@ from infrastructure.settings import Settings
 from infrastructure.views_sql import SqlViews
 
 log = logging.getLogger("orchestrator.system")
+
+
+class Coordinator(Protocol):
+    """Decides which shards, and whether the projection, this worker holds (cluster.py)."""
+
+    def start(self) -> None:
+        """Starts taking what is this worker's, now and as workers come and go."""
+
+    def stop(self) -> None:
+        """Gives up what it holds."""
 
 
 @dataclass
@@ -40,7 +50,7 @@ class System:
     orchestrator: Orchestrator | None = None
     projection: WorkflowProjection | None = None
     followers: dict[str, Follower] = field(default_factory=dict)
-    coordinator: Any = None
+    coordinator: Coordinator | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _checkpointer: threading.Thread | None = None
     _wakeups: list[threading.Event] = field(default_factory=list)  # of the running readers
