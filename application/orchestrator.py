@@ -80,6 +80,7 @@ class _Drive:
     held: dict[str, float] = field(default_factory=dict)  # call -> not before (no call made)
     settling: bool = True
     stale: bool = False  # someone else wrote: read it again before the next decision
+    timer: float | None = None  # when a look is booked already
 
 
 class Orchestrator:
@@ -295,6 +296,13 @@ class Orchestrator:
                 calls, later = self._split(drive, plan, now)
                 drive.inflight.update(due.action for due in calls)
                 ended = not drive.inflight
+                if ended and plan.wake_at is not None:
+                    # A wait's timeout or the deadline: looked at when nothing is in flight
+                    # (a call's answer brings the next decision anyway).
+                    later = plan.wake_at if later is None else min(later, plan.wake_at)
+                if later is not None and later == drive.timer:
+                    later = None  # already booked
+                drive.timer = later if later is not None else drive.timer
                 if ended:
                     del self._drives[workflow_id]
                     if workflow.is_terminal:
@@ -312,11 +320,12 @@ class Orchestrator:
                                                workflow_id, due, drive.definition)
 
     def _split(self, drive: _Drive, plan: Plan, now: float) -> tuple[list[Due], float | None]:
-        """The calls to make now, and when the earliest of the others (or a wait's timeout,
-        or the deadline) comes due. Called under the lock."""
+        """The calls to make now, and when the earliest of the others comes due (after a
+        backoff, or a breaker's or rate limit's wait). Called under the lock."""
         if self._stopping:
             return [], None
-        calls, times = [], [plan.wake_at] if plan.wake_at is not None else []
+        calls: list[Due] = []
+        times: list[float] = []
         for due in plan.dues:
             if due.action in drive.inflight:
                 continue
