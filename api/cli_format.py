@@ -16,7 +16,6 @@ import click
 from application.audit import Difference, Replay, Verdict
 
 
-
 def compact(value: Any) -> str:
     """A value as one line of JSON (strings bare)."""
     if isinstance(value, str):

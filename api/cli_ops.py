@@ -62,12 +62,12 @@ def _system() -> Iterator[System]:
         system.stop(grace_s=0)
 
 
-def _workflow_id(text: str) -> uuid.UUID:
-    """A workflow id, or the id of an order's workflow."""
+def _workflow_id(text: str, definition: str = "order") -> uuid.UUID:
+    """A workflow id, or the id of the definition's workflow for a key (an order id)."""
     try:
         return uuid.UUID(text)
     except ValueError:
-        return Workflow.create_id("order", text)
+        return Workflow.create_id(definition, text)
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -83,16 +83,21 @@ def audit() -> None:
 @click.option("--all", "everything", is_flag=True, help="replay every workflow")
 @click.option("--verify", is_flag=True, help="compare with the served state view")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document instead of text")
-def replay(workflow_id: str | None, everything: bool, verify: bool, as_json: bool) -> None:
-    """Rebuild WORKFLOW_ID's state (or an order's) from its events alone and print the
-    timeline. With --verify, a field that differs from the served view exits 1."""
+@click.option("--definition", default="order", show_default=True,
+              help="whose key WORKFLOW_ID is, when it is a key rather than a workflow id")
+def replay(workflow_id: str | None, everything: bool, verify: bool, as_json: bool,
+           definition: str) -> None:
+    """Rebuild WORKFLOW_ID's state (or, given a key, the state of the definition's workflow
+    for it: an order id by default) from its events alone and print the timeline. With
+    --verify, a field that differs from the served view exits 1."""
     if bool(workflow_id) == everything:
         raise click.UsageError("give either a WORKFLOW_ID or --all")
     with _system() as system:
         if everything:
             ok = _replay_all(system, verify, as_json)
         else:
-            ok = _replay_one(system, _workflow_id(workflow_id or ""), verify, as_json)
+            ok = _replay_one(system, _workflow_id(workflow_id or "", definition), verify,
+                             as_json)
     if not ok:
         raise SystemExit(1)
 
@@ -246,18 +251,19 @@ def show(key: str, definition: str) -> None:
 @click.option("--status", callback=_status, required=True,
               help="COMPENSATION_FAILED, or a running status (stuck)")
 @click.option("--reason", required=True, help="why: recorded in each RetryRequested event")
+@click.option("--definition", default=None, help="only workflows of this definition")
 @click.option("--dry-run", is_flag=True, help="list what would be retried; change nothing")
-def retry(status: str, reason: str, dry_run: bool) -> None:
-    """Retry every workflow of a status (COMPENSATION_FAILED, or stuck running), each one
-    recorded as a RetryRequested event by cli:<your user name>."""
+def retry(status: str, reason: str, definition: str | None, dry_run: bool) -> None:
+    """Retry every workflow of a status (COMPENSATION_FAILED, or stuck running), of every
+    definition or of one, each recorded as a RetryRequested event by cli:<your user name>."""
     by = f"cli:{getpass.getuser()}"
     with _system() as system:
-        found = _all_of(system, status)
-        rows = [(s["workflowId"], s["key"], "would retry" if dry_run
+        found = _all_of(system, status, definition)
+        rows = [(s["workflowId"], s["definition"], s["key"], "would retry" if dry_run
                  else _retry_one(system, s["workflowId"], by, reason)) for s in found]
     if rows:
-        click.echo(fmt.table(("WORKFLOW", "KEY", "RESULT"), rows))
-    done = sum(r[2] == "retried" for r in rows)
+        click.echo(fmt.table(("WORKFLOW", "DEFINITION", "KEY", "RESULT"), rows))
+    done = sum(r[3] == "retried" for r in rows)
     if dry_run:
         click.echo(f"dry run: {len(rows)} {status} workflow(s) would be retried by {by}; "
                    "nothing was changed")
@@ -267,12 +273,13 @@ def retry(status: str, reason: str, dry_run: bool) -> None:
         raise SystemExit(1)
 
 
-def _all_of(system: System, status: str) -> list[dict[str, Any]]:
-    """Every state view of the status, read before any retry changes them."""
+def _all_of(system: System, status: str, definition: str | None) -> list[dict[str, Any]]:
+    """Every state view of the status (and definition), read before any retry changes them."""
     found: list[dict[str, Any]] = []
     cursor = None
     while True:
-        page = system.views.search(Search(status=status, limit=500, after=cursor))
+        page = system.views.search(Search(status=status, definition=definition, limit=500,
+                                          after=cursor))
         found += page.items
         if page.next is None:
             return found

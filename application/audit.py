@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from application.projection import NAME
-from application.views import WorkflowViews, event_data, event_type, evolve, fold, iso
+from application.views import WorkflowViews, cached, event_data, event_type, evolve, fold, iso
 from application.workflows import Workflows
 
 
@@ -127,6 +127,7 @@ def replay_all(app: Workflows, views: WorkflowViews | None, name: str = NAME,
     summary.position = (views.position(name) if views is not None
                         else app.recorder.max_notification_id() or 0)
     states: dict[str, dict[str, Any]] = {}
+    shapes = cached(app.shape)
     start = 1
     while start <= summary.position:
         notes = app.recorder.select_notifications(start=start, limit=batch, stop=summary.position)
@@ -135,7 +136,7 @@ def replay_all(app: Workflows, views: WorkflowViews | None, name: str = NAME,
         for note in notes:
             event = app.mapper.to_domain_event(note)
             wid = str(event.originator_id)
-            states[wid] = evolve(states.get(wid), event, app.shape)
+            states[wid] = evolve(states.get(wid), event, shapes)
         summary.events += len(notes)
         start = notes[-1].id + 1
         if progress is not None:

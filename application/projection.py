@@ -6,7 +6,7 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper
 
-from application.views import AuditEntry, Shapes, WorkflowViews, evolve
+from application.views import AuditEntry, Shapes, WorkflowViews, cached, evolve
 
 NAME = "workflow_views"
 PROJECTIONS = (NAME,)  # every projection this system keeps, by the name of its position
@@ -34,7 +34,7 @@ class WorkflowProjection:
 
     def __init__(self, views: WorkflowViews, mapper: Mapper[Any], shapes: Shapes,
                  name: str = NAME):
-        self.views, self.mapper, self.shapes, self.name = views, mapper, shapes, name
+        self.views, self.mapper, self.shapes, self.name = views, mapper, cached(shapes), name
         # told what each batch wrote: its position and the state views
         self.listeners: list[Callable[[int, list[dict[str, Any]]], None]] = []
 

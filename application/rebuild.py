@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from application.projection import NAME, PROJECTIONS, fold_batch
-from application.views import AuditEntry
+from application.views import AuditEntry, cached
 from application.workflows import Workflows
 
 
@@ -108,6 +108,7 @@ class Rebuild:
         # Recent states, so that a batch reads from the tables only the workflows that were
         # evicted; first seen, first evicted (a workflow's events are close together in time).
         self._states: dict[str, dict[str, Any]] = {}
+        self._shapes = cached(app.shape)
         self.events = 0
 
     def run(self) -> RebuildReport:
@@ -163,7 +164,7 @@ class Rebuild:
                    if e.originator_version > 1 and str(e.originator_id) not in self._states}
         if missing:
             self._states.update(tables.states(missing))
-        touched = fold_batch(self._states, events, self.app.shape)
+        touched = fold_batch(self._states, events, self._shapes)
         tables.write(touched, [AuditEntry.of(e) for e in events])
         self.events += len(events)
         excess = len(self._states) - self.cache_size

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
+from domain.definitions import Definition, Step
+
 STATUS_AFTER_EVENT = {
     "Started": "STARTED", "Waiting": "WAITING", "Completed": "COMPLETED",
     "CompensationStarted": "COMPENSATING", "Failed": "FAILED",
@@ -33,9 +35,29 @@ class Shape:
     def kept_names(self) -> tuple[str, ...]:
         return tuple(name for names in self.kept.values() for name in names)
 
+    @classmethod
+    def of(cls, definition: Definition) -> Shape:
+        """The shape of a compiled definition's state views."""
+        return cls(definition.key, {s.name: tuple(s.keep) for s in definition.flat_steps
+                                    if isinstance(s, Step)})
+
 
 # A definition version's shape, by name and version (immutable, so readers cache it).
 Shapes = Callable[[str, int], Shape]
+
+
+def cached(shapes: Shapes) -> Shapes:
+    """`shapes`, asked once per definition version: a version never changes, and folding
+    asks for the shape of every workflow's first event and of every step it records."""
+    known: dict[tuple[str, int], Shape] = {}
+
+    def shape(name: str, version: int) -> Shape:
+        found = known.get((name, version))
+        if found is None:
+            found = known[(name, version)] = shapes(name, version)
+        return found
+
+    return shape
 
 
 def iso(moment: datetime) -> str:

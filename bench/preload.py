@@ -1,8 +1,9 @@
 """Filling a store with completed workflows, fast: through the Workflows application, many
 aggregates per save, instead of through the HTTP API (100,000 orders would take many minutes).
 
-Each workflow is driven to COMPLETED by its own aggregate (`advance()` names the due call,
-`succeed()` records it), so its events are exactly those a real run records. As every preloaded
+Each workflow is driven to COMPLETED by its own aggregate, pinned to the `order` definition's
+latest registered version (`advance()` plans the due calls, `succeed()` records each with what
+its step keeps), so its events are exactly those a real run records. As every preloaded
 workflow is finished, the orchestrator's shard positions are set to the store's head: what a
 running system that had finished them would have recorded. The projection is left at 0; the
 system builds the views itself when it starts (see `wait_caught_up`).
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from domain.definitions import Definition
 from domain.workflow import Workflow
 from infrastructure.bootstrap import bootstrap, build_views, shard_name
 from infrastructure.settings import Settings, load
@@ -31,12 +33,19 @@ def settings_for(url: str) -> Settings:
     return load({"DATABASE_URL": url, "LOG_FORMAT": "text"})
 
 
-def completed_workflow(order_id: str) -> Workflow:
-    """A new workflow whose three calls all succeeded: Started .. Completed."""
-    workflow = Workflow(order_id=order_id, cents=1234, skus=["sku-1", "sku-2"],
-                        address="1 Main St")
-    while (due := workflow.advance()) is not None:
-        workflow.succeed(due.action, due.attempt, f"{due.action}-{order_id}")
+def completed_workflow(order_id: str, definition: Definition, version: int) -> Workflow:
+    """A new workflow of the order definition whose calls all succeeded: Started ..
+    Completed. Each success keeps `<action>-<order id>` under every name its step keeps."""
+    workflow = Workflow(definition="order", definition_version=version, key=order_id,
+                        input={"cents": 1234, "skus": ["sku-1", "sku-2"],
+                               "address": "1 Main St"})
+    now = workflow.created_on.timestamp()
+    while (plan := workflow.advance(definition, now)).dues:
+        for due in plan.dues:
+            kept = dict.fromkeys(due.keeps.keep if due.keeps else (), f"{due.action}-{order_id}")
+            workflow.succeed(definition, due.action, due.attempt, kept)
+    if workflow.status != "COMPLETED":
+        raise RuntimeError(f"{order_id} ended {workflow.status}, not COMPLETED")
     return workflow
 
 
@@ -48,8 +57,9 @@ def preload(url: str, count: int, prefix: str, batch: int = 500,
     ids: list[str] = []
     started = time.perf_counter()
     try:
+        order = system.definitions.get("order")
         for first in range(0, count, batch):
-            workflows = [completed_workflow(f"{prefix}-{i}")
+            workflows = [completed_workflow(f"{prefix}-{i}", order.definition, order.version)
                          for i in range(first, min(count, first + batch))]
             system.workflows.save(*workflows)
             ids.extend(str(w.id) for w in workflows)

@@ -39,6 +39,7 @@ class PostgresViews(SqlViews):
         # Several processes may start at once: serialize the DDL instead of racing on it.
         with self.writing() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            self.drop_outdated(cur)
             for statement in self.schema():
                 cur.execute(statement)
 

@@ -16,10 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from application.projection import PROJECTIONS
 from application.views import AuditEntry, Change, Page, Search
 
 # The state view is kept whole as JSON (its fields depend on its definition); the columns
-# beside it are what searches filter and sort by.
+# beside it are what searches filter and sort by, and they win over the JSON when read.
 STATE_COLUMNS = ("workflow_id", "definition", "key", "status", "created_at", "updated_at",
                  "version", "view")
 STATE_KEYS = ("workflowId", "definition", "key", "status", "createdAt", "updatedAt", "version")
@@ -99,8 +100,10 @@ class SqlViews:
         if "order_id" not in self.columns(cur, "workflow_state"):
             return
         for table in ("workflow_state", "workflow_audit"):
-            cur.execute(f"DROP TABLE {table}")
-        cur.execute(self._sql("DELETE FROM view_positions WHERE name = ?"), ("workflow_views",))
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(POSITIONS)
+        for name in PROJECTIONS:
+            cur.execute(self._sql("DELETE FROM view_positions WHERE name = ?"), (name,))
 
     def columns(self, cur: Any, table: str) -> set[str]:
         """The columns of a table (none when it does not exist)."""
@@ -318,7 +321,13 @@ def _row(state: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _state(row: Sequence[Any]) -> dict[str, Any]:
+    """The stored view, with the columns beside it: what a search filters by is what it
+    serves, so a column that drifted from its JSON is seen (audit replay --verify) rather than
+    hidden behind it."""
     state: dict[str, Any] = json.loads(row[-1])
+    for key, value in zip(STATE_KEYS, row, strict=False):
+        state[key] = value
+    state["version"] = int(state["version"])
     return state
 
 

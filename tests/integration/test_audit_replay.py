@@ -6,16 +6,16 @@ import json
 import uuid
 
 from application.projection import NAME
-from application.views import fold
+from application.views import event_type, fold
 from domain.workflow import Workflow
 from infrastructure.bootstrap import System
 from tests.fakes import FakeParticipants, wait_until
-from tests.histories import build
+from tests.histories import build, trip_waiting
 from tests.ops import all_states, cli, execute, projected
 
 
 def _wid(order_id: str) -> str:
-    return str(Workflow.create_id(order_id))
+    return str(Workflow.create_id("order", order_id))
 
 
 def test_the_timeline_of_a_compensated_workflow_in_text_and_json(
@@ -39,11 +39,18 @@ def test_the_timeline_of_a_compensated_workflow_in_text_and_json(
     assert '"error": "rejected (422): out of stock"' in lines[4]
     doc = json.loads(as_json.stdout)
     assert doc["workflowId"] == wid and "verify" not in doc
-    assert doc["state"] == fold(stored) == ops_system.views.state(wid)
-    assert [m["type"] for m in doc["timeline"]] == [type(e).__name__ for e in stored]
+    assert doc["state"] == fold(stored, ops_system.workflows.shape) == ops_system.views.state(wid)
+    assert (doc["state"]["orderId"], doc["state"]["paymentId"]) == ("t-1", "charge-t-1")
+    assert [m["type"] for m in doc["timeline"]] == [event_type(e) for e in stored] == [
+        "Started", "Charged", "StepFailed", "CompensationStarted", "Compensated", "Failed"]
     assert doc["timeline"][0]["sincePreviousS"] is None
     assert all(m["sincePreviousS"] >= 0 for m in doc["timeline"][1:])
-    assert doc["timeline"][1]["data"] == {"paymentId": "charge-t-1", "attempt": 1, "cents": 101}
+    assert doc["timeline"][0]["data"] == {
+        "definition": "order", "definitionVersion": 1, "key": "t-1",
+        "input": {"cents": 101, "skus": ["sku-1"], "address": "1 Main St"}}
+    assert doc["timeline"][1]["data"] == {"step": "charge", "name": "Charged",
+                                          "status": "CHARGED", "attempt": 1,
+                                          "result": {"paymentId": "charge-t-1"}}
     # replay only reads: nothing was recorded, nothing projected anew
     assert ops_system.workflows.recorder.max_notification_id() == head
     assert ops_system.views.position(NAME) == head
@@ -52,22 +59,28 @@ def test_the_timeline_of_a_compensated_workflow_in_text_and_json(
 def test_verify_passes_on_a_healthy_store(database_url: str, ops_system: System,
                                           ops_fake: FakeParticipants) -> None:
     build(ops_system.workflows, 8, prefix="v")
-    live = str(ops_system.workflows.start("live-1", 700, ["sku"], "1 Main St").workflow_id)
+    trip = trip_waiting(ops_system.workflows, "trip-1")  # another definition, mid-way
+    live = str(ops_system.workflows.start(
+        "order", "live-1", {"cents": 700, "skus": ["sku"], "address": "1 Main St"}).workflow_id)
     wait_until(lambda: (ops_system.views.state(live) or {}).get("status") == "COMPLETED",
                what="the worker to finish live-1")
     projected(ops_system)
     calls = len(ops_fake.calls)
 
     one = cli(database_url, "audit", "replay", _wid("v-2"), "--verify")
+    by_key = cli(database_url, "audit", "replay", "trip-1", "--definition", "trip", "--verify")
     every = cli(database_url, "audit", "replay", "--all", "--verify")
     as_json = cli(database_url, "audit", "replay", "--all", "--verify", "--json")
 
     assert one.exit_code == 0, one.output
     assert "verify: OK, the served state view matches the replay field by field" in one.stdout
+    assert by_key.exit_code == 0, by_key.output
+    assert by_key.stdout.startswith(f"workflow {trip.id}  trip trip-1  WAITING at version 5")
+    assert "verify: OK" in by_key.stdout
     assert every.exit_code == 0, every.output
-    assert "9 workflows" in every.stdout and ", 0 mismatch(es)" in every.stdout
+    assert "10 workflows" in every.stdout and ", 0 mismatch(es)" in every.stdout
     summary = json.loads(as_json.stdout)
-    assert (summary["workflows"], summary["mismatches"]) == (9, {})
+    assert (summary["workflows"], summary["mismatches"]) == (10, {})
     assert len(ops_fake.calls) == calls  # replay never calls a participant
 
 
@@ -98,6 +111,28 @@ def test_verify_names_a_corrupted_view_and_the_field_and_exits_non_zero(
     assert ", 1 mismatch(es)" in every.stdout
     assert healthy.exit_code == 0
     assert all_states(ops_system)[victim]["status"] == "COMPLETED"  # replay repaired nothing
+
+
+def test_verify_names_a_field_forged_inside_the_stored_view(
+        database_url: str, ops_system: System) -> None:
+    build(ops_system.workflows, 4, prefix="f")
+    projected(ops_system)
+    victim = _wid("f-0")  # COMPLETED, charged as charge-f-0
+    execute(ops_system, "UPDATE workflow_state SET view = replace(view, 'charge-f-0', "
+                        "'charge-forged') WHERE workflow_id = ?", victim)
+
+    one = cli(database_url, "audit", "replay", victim, "--verify", "--json")
+    every = cli(database_url, "audit", "replay", "--all", "--verify")
+
+    assert one.exit_code == 1 and every.exit_code == 1
+    assert json.loads(one.stdout)["verify"]["differences"] == [
+        {"field": "paymentId", "replayed": "charge-f-0", "served": "charge-forged"},
+        {"field": "results",
+         "replayed": {"charge": {"paymentId": "charge-f-0"}, "reserve": {"reservationId":
+                      "reserve-f-0"}, "ship": {"shipmentId": "ship-f-0"}},
+         "served": {"charge": {"paymentId": "charge-forged"}, "reserve": {"reservationId":
+                    "reserve-f-0"}, "ship": {"shipmentId": "ship-f-0"}}}]
+    assert f"MISMATCH workflow {victim}" in every.stdout and ", 1 mismatch(es)" in every.stdout
 
 
 def test_a_view_row_that_lost_its_workflow_is_caught_by_replay_all(

@@ -69,14 +69,14 @@ def test_rebuild_while_the_api_serves_and_new_orders_are_projected(
         if len(seen) < 4:
             reads = reader.reads
             wait_until(lambda: reader.reads > reads, what="a read during the rebuild")
-            ops_system.workflows.start(f"live-{len(seen)}", **ORDER)
+            ops_system.workflows.start("order", f"live-{len(seen)}", ORDER)
         seen.append(position)
 
     report = Rebuild(ops_system.workflows, SqlRebuildTarget(ops_system.views), batch=50,
                      progress=during).run()
-    ops_system.workflows.start("live-4", **ORDER)  # after the switch
+    ops_system.workflows.start("order", "live-4", ORDER)  # after the switch
     for n in range(5):  # the live projection goes on, on the tables switched in
-        wid = str(Workflow.create_id(f"live-{n}"))
+        wid = str(Workflow.create_id("order", f"live-{n}"))
         wait_until(lambda w=wid: (ops_system.views.state(w) or {}).get("status") == "COMPLETED",
                    what=f"live-{n} projected COMPLETED after the switch")
     reader.stop.set()
@@ -88,14 +88,15 @@ def test_rebuild_while_the_api_serves_and_new_orders_are_projected(
                for path, _, body in reader.answers if "?" not in path), "a state changed"
     projected(ops_system)
     after_states, after_audit = _snapshot(ops_system)
-    live = {str(Workflow.create_id(f"live-{n}")) for n in range(5)}
+    live = {str(Workflow.create_id("order", f"live-{n}")) for n in range(5)}
     assert set(after_states) == set(before_states) | live
     assert {w: s for w, s in after_states.items() if w not in live} == before_states
     assert {w: a for w, a in after_audit.items() if w not in live} == before_audit
     assert cli(database_url, "audit", "replay", "--all", "--verify").exit_code == 0
     assert not table_names(ops_system) & EXTRA_TABLES
     assert index_names(ops_system) >= {
-        "workflow_state_order", "workflow_state_status_created", "workflow_state_created"}
+        "workflow_state_key", "workflow_state_status_created", "workflow_state_created",
+        "workflow_state_definition_created"}
     assert not any(i.startswith(("rebuild_", "old_")) for i in index_names(ops_system))
 
 
@@ -135,7 +136,7 @@ def test_status_shows_position_head_and_lag(database_url: str, ops_system: Syste
 
     shown = cli(database_url, "projections", "status")
     ops_system.stop_projection()
-    ops_system.workflows.start("late-1", **ORDER)  # recorded, not projected
+    ops_system.workflows.start("order", "late-1", ORDER)  # recorded, not projected
     behind = cli(database_url, "projections", "status")
     unknown = cli(database_url, "projections", "rebuild", "no_such_view")
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import base64
+import json
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,10 @@ import pytest
 
 from application.views import AuditEntry, Search
 from infrastructure.views_sql import SqliteViews, SqlViews
+from tests.legacy import OLD_VIEW_TABLES, OLD_VIEWS, old_view_rows
 
 NAME = "workflow_views"
+Execute = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]  # on the views' database
 
 
 def at(minute: int, micro: int = 0) -> str:
@@ -22,10 +26,24 @@ def at(minute: int, micro: int = 0) -> str:
 
 def state(order_id: str, created: str, status: str = "STARTED", version: int = 1,
           workflow_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """An order's state view, as evolve shapes it."""
     view: dict[str, Any] = {
         "workflowId": workflow_id or str(uuid.uuid4()), "orderId": order_id, "status": status,
         "paymentId": None, "reservationId": None, "shipmentId": None, "error": None,
-        "attempts": {}, "createdAt": created, "updatedAt": created, "version": version,
+        "attempts": {}, "createdAt": created, "definition": "order", "definitionVersion": 1,
+        "key": order_id, "results": {}, "updatedAt": created, "version": version,
+    }
+    view.update(fields)
+    return view
+
+
+def trip(trip_id: str, created: str, status: str = "STARTED", **fields: Any) -> dict[str, Any]:
+    """A trip's state view: another key name, other kept names."""
+    view: dict[str, Any] = {
+        "workflowId": str(uuid.uuid4()), "tripId": trip_id, "status": status,
+        "flightBookingId": None, "hotelBookingId": None, "error": None, "attempts": {},
+        "createdAt": created, "definition": "trip", "definitionVersion": 2, "key": trip_id,
+        "results": {}, "updatedAt": created, "version": 1,
     }
     view.update(fields)
     return view
@@ -57,32 +75,54 @@ class ViewsContract:
 
     # --- state and position -------------------------------------------------------------------
 
-    def test_written_states_are_read_back_by_id_and_by_order(self, views: SqlViews) -> None:
+    def test_written_states_are_read_back_by_id_and_by_key(self, views: SqlViews) -> None:
         first = state("o-1", at(1), status="CHARGED", paymentId="pay-1",
-                      attempts={"charge": 2}, version=2)
+                      attempts={"charge": 2}, version=2,
+                      results={"charge": {"paymentId": "pay-1"}})
         second = state("o-2", at(2), status="COMPENSATION_FAILED", error="refund: 503: down")
+        third = trip("o-2", at(3), status="WAITING", hotelBookingId="h-1",
+                     results={"hotel": {"hotelBookingId": "h-1"}, "approval": {"by": "x"}})
 
-        views.write(NAME, [first, second], [], position=7)
+        views.write(NAME, [first, second, third], [], position=7)
 
         assert views.state(first["workflowId"]) == first
-        assert views.state_by_order("o-2") == second
+        assert list(views.state(first["workflowId"]) or {}) == list(first)  # in its order
+        assert views.state_by_key("order", "o-2") == second
+        assert views.state_by_key("trip", "o-2") == third
         assert views.states([first["workflowId"], second["workflowId"], "nope"]) == {
             first["workflowId"]: first, second["workflowId"]: second}
         assert views.position(NAME) == 7
 
-    def test_unknown_workflow_order_and_reader(self, views: SqlViews) -> None:
+    def test_unknown_workflow_key_and_reader(self, views: SqlViews) -> None:
+        views.write(NAME, [state("o-1", at(1))], [], position=1)
+
         assert views.state(str(uuid.uuid4())) is None
-        assert views.state_by_order("never") is None
+        assert views.state_by_key("order", "never") is None
+        assert views.state_by_key("trip", "o-1") is None  # a key is a definition's own
         assert views.states([]) == {}
         assert views.audit(str(uuid.uuid4())) == []
         assert views.position("nobody") == 0
+
+    def test_the_columns_searches_filter_by_are_what_is_served(
+            self, views: SqlViews, execute: Execute) -> None:
+        row = state("o-1", at(1), status="COMPLETED")
+        views.write(NAME, [row], [], position=1)
+
+        execute("UPDATE workflow_state SET status = ? WHERE workflow_id = ?",
+                ("FAILED", row["workflowId"]))
+
+        drifted = {**row, "status": "FAILED"}
+        assert views.state(row["workflowId"]) == drifted
+        assert views.search(Search(status="FAILED")).items == [drifted]
+        assert views.search(Search(status="COMPLETED")).items == []
 
     def test_a_later_write_replaces_the_state_and_moves_the_position(
             self, views: SqlViews) -> None:
         start = state("o-1", at(1))
         views.write(NAME, [start], [], position=1)
         done = {**start, "status": "COMPLETED", "shipmentId": "shp-1", "version": 5,
-                "updatedAt": at(3), "attempts": {"charge": 1, "reserve": 1, "ship": 1}}
+                "updatedAt": at(3), "attempts": {"charge": 1, "reserve": 1, "ship": 1},
+                "results": {"ship": {"shipmentId": "shp-1"}}}
 
         views.write(NAME, [done], [], position=5)
 
@@ -120,10 +160,15 @@ class ViewsContract:
 
     def test_audit_is_in_order_and_idempotent_on_a_replayed_batch(self, views: SqlViews) -> None:
         wid = str(uuid.uuid4())
-        batch = [entry(wid, 1, "Started", {"orderId": "o-1", "skus": ["a", "b"], "cents": 5}),
-                 entry(wid, 2, "Charged", {"paymentId": "pay-1", "attempt": 1})]
-        later = [entry(wid, 3, "StepFailed", {"action": "reserve", "retryAt": 1.5,
-                                              "uncertain": True, "error": None})]
+        batch = [entry(wid, 1, "Started", {"definition": "order", "definitionVersion": 1,
+                                           "key": "o-1", "input": {"skus": ["a", "b"],
+                                                                   "cents": 5}}),
+                 entry(wid, 2, "Charged", {"step": "charge", "name": "Charged",
+                                           "status": "CHARGED", "attempt": 1,
+                                           "result": {"paymentId": "pay-1"}})]
+        later = [entry(wid, 3, "StepFailed", {"action": "reserve", "step": "reserve",
+                                              "retryAt": 1.5, "uncertain": True,
+                                              "error": None})]
 
         views.write(NAME, [], list(reversed(batch)), position=2)
         views.write(NAME, [], batch, position=2)  # a crash replays the batch
@@ -155,9 +200,27 @@ class ViewsContract:
         assert [s["orderId"] for s in page.items] == ["o-10", "o-7", "o-4", "o-1"]
         assert views.search(Search(status="CANCELLED")).items == []
 
-    def test_search_by_order_id(self, views: SqlViews, seeded: list[dict[str, Any]]) -> None:
-        assert views.search(Search(order_id="o-5")).items == [seeded[5]]
-        assert views.search(Search(order_id="o-5", status="COMPLETED")).items == []
+    def test_search_by_key(self, views: SqlViews, seeded: list[dict[str, Any]]) -> None:
+        assert views.search(Search(definition="order", key="o-5")).items == [seeded[5]]
+        assert views.search(Search(key="o-5")).items == [seeded[5]]
+        assert views.search(Search(definition="order", key="o-5",
+                                   status="COMPLETED")).items == []
+        assert views.search(Search(definition="trip", key="o-5")).items == []
+
+    def test_search_by_definition(self, views: SqlViews, seeded: list[dict[str, Any]]) -> None:
+        trips = [trip(f"o-{i}", at(i, 1), status="COMPLETED" if i % 2 else "WAITING")
+                 for i in range(3, 6)]
+        views.write(NAME, trips, [], position=15)
+
+        assert views.search(Search(definition="trip")).items == list(reversed(trips))
+        assert views.search(Search(definition="trip", status="COMPLETED")).items == [
+            trips[2], trips[0]]
+        assert views.search(Search(definition="order")).items == list(reversed(seeded))
+        assert views.search(Search(key="o-4")).items == [trips[1], seeded[4]]
+        assert views.search(Search(definition="nothing")).items == []
+        everything = every_page(views, Search(limit=5))
+        assert [s for p in everything for s in p] == sorted(
+            [*seeded, *trips], key=lambda s: s["createdAt"], reverse=True)
 
     def test_search_by_creation_time_excludes_both_bounds(
             self, views: SqlViews, seeded: list[dict[str, Any]]) -> None:
@@ -208,13 +271,71 @@ class ViewsContract:
     def test_ping(self, views: SqlViews) -> None:
         views.ping()
 
+    # --- the views of before definitions ------------------------------------------------------
+
+    def test_views_from_before_definitions_are_dropped_with_their_position_only(
+            self, open_views: Callable[[], SqlViews], execute: Execute) -> None:
+        for statement in OLD_VIEW_TABLES:  # as the code before definitions created them
+            execute(statement, ())
+        old = OLD_VIEWS["legacy-done"]
+        execute("INSERT INTO workflow_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                old_view_rows(old))
+        execute("INSERT INTO workflow_audit VALUES (?, ?, ?, ?, ?)",
+                (old["workflowId"], 1, "Started", old["createdAt"],
+                 json.dumps({"orderId": "legacy-done"})))
+        for name, position in ((NAME, 6), ("orchestrator:0", 4)):
+            execute("INSERT INTO view_positions VALUES (?, ?)", (name, position))
+
+        views = open_views()
+        try:
+            assert views.position(NAME) == 0  # the projection builds them anew from the events
+            assert views.position("orchestrator:0") == 4  # the orchestrator's: kept
+            assert views.state(old["workflowId"]) is None
+            assert views.audit(old["workflowId"]) == []
+            row = state("legacy-done", at(1), workflow_id=old["workflowId"])
+            views.write(NAME, [row], [entry(row["workflowId"], 1)], position=1)
+            assert views.state_by_key("order", "legacy-done") == row
+            views.ping()
+        finally:
+            views.close()
+        columns = {r[0] for r in execute(COLUMNS[views.dialect], ())}
+        assert "order_id" not in columns and {"definition", "key", "view"} <= columns
+        again = open_views()  # a second start finds nothing to drop
+        try:
+            assert again.state(row["workflowId"]) == row and again.position(NAME) == 1
+        finally:
+            again.close()
+
+
+COLUMNS = {
+    "sqlite": "SELECT name FROM pragma_table_info('workflow_state')",
+    "postgres": "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'workflow_state'",
+}
+
 
 class TestSqliteViews(ViewsContract):
     @pytest.fixture
-    def views(self, tmp_path: Path) -> Iterator[SqlViews]:
-        views = SqliteViews(str(tmp_path / "views.sqlite3"))
+    def open_views(self, tmp_path: Path) -> Callable[[], SqlViews]:
+        return lambda: SqliteViews(str(tmp_path / "views.sqlite3"))
+
+    @pytest.fixture
+    def views(self, open_views: Callable[[], SqlViews]) -> Iterator[SqlViews]:
+        views = open_views()
         yield views
         views.close()
+
+    @pytest.fixture
+    def execute(self, tmp_path: Path) -> Execute:
+        def run(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            conn = sqlite3.connect(tmp_path / "views.sqlite3")
+            try:
+                with conn:  # a transaction, committed
+                    return conn.execute(statement, params).fetchall()
+            finally:
+                conn.close()
+
+        return run
 
     def test_the_views_survive_a_reopen(self, tmp_path: Path) -> None:
         path = str(tmp_path / "again.sqlite3")
@@ -230,9 +351,24 @@ class TestSqliteViews(ViewsContract):
 @pytest.mark.postgres
 class TestPostgresViews(ViewsContract):
     @pytest.fixture
-    def views(self, pg_url: str) -> Iterator[SqlViews]:
+    def open_views(self, pg_url: str) -> Callable[[], SqlViews]:
         from infrastructure.views_postgres import PostgresViews
 
-        views = PostgresViews(pg_url)
+        return lambda: PostgresViews(pg_url)
+
+    @pytest.fixture
+    def views(self, open_views: Callable[[], SqlViews]) -> Iterator[SqlViews]:
+        views = open_views()
         yield views
         views.close()
+
+    @pytest.fixture
+    def execute(self, pg_url: str) -> Execute:
+        import psycopg
+
+        def run(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                cur = conn.execute(statement.replace("?", "%s"), params)
+                return list(cur.fetchall()) if cur.description else []
+
+        return run
