@@ -16,7 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from application.views import Shape, iso
-from domain.definitions import Definition, Step, compile_definition
+from domain.definitions import Definition, compile_definition
 from domain.registry import DefinitionVersions
 
 
@@ -56,7 +56,6 @@ class Definitions(Application[uuid.UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._compiled: dict[tuple[str, int], Version] = {}
-        self._shapes: dict[tuple[str, int], Shape] = {}
         self._latest: dict[str, tuple[int, int]] = {}  # name -> (store head, latest version)
         self._lock = threading.Lock()
 
@@ -107,16 +106,9 @@ class Definitions(Application[uuid.UUID]):
         return found
 
     def shape(self, name: str, version: int) -> Shape:
-        """What the state views of workflows on this version look like (for the views)."""
-        with self._lock:
-            found = self._shapes.get((name, version))
-        if found is None:
-            definition = self.get(name, version).definition
-            found = Shape(definition.key, {s.name: tuple(s.keep) for s in definition.flat_steps
-                                           if isinstance(s, Step)})
-            with self._lock:
-                self._shapes[(name, version)] = found
-        return found
+        """What the state views of workflows on this version look like (for the views;
+        readers that fold many events wrap this in application.views.cached)."""
+        return Shape.of(self.get(name, version).definition)
 
     def versions(self, name: str) -> list[Version]:
         """Every version of the definition, oldest first."""
