@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError
@@ -276,16 +277,21 @@ class Orchestrator:
         """Records what came back, takes the transitions that follow, then makes the calls
         that are due and not in flight, or books a look for later. Runs on one thread per
         drive at a time; outcomes that arrive meanwhile are taken in the next round."""
+        was_terminal: bool | None = None  # as this settle found it (for the metric)
         while True:
             with self._lock:
                 drive = self._drives[workflow_id]
                 applies, drive.outcomes = drive.outcomes, []
                 stale, drive.stale = drive.stale, False
+                # In the same breath as the outcomes: a call that comes back is taken out of
+                # `inflight` and its outcome added at once (in _call), so each call is either
+                # applied in this round or known to be in flight. Read apart, a call could be
+                # neither, and a cancel meanwhile would undo nothing of its effect.
+                inflight = set(drive.inflight)
             assert drive.workflow is not None and drive.definition is not None
             workflow = self.workflows.load(workflow_id) if stale else drive.workflow
-            was_terminal = workflow.is_terminal
-            with self._lock:
-                inflight = set(drive.inflight)
+            if was_terminal is None:
+                was_terminal = workflow.is_terminal
             workflow, plan = self._record(workflow, drive.definition, applies, fresh, inflight)
             fresh = False
             drive.workflow = workflow
@@ -307,6 +313,10 @@ class Orchestrator:
                     del self._drives[workflow_id]
                     if workflow.is_terminal:
                         self._running.pop(workflow_id, None)
+                    # Nothing is in flight: the next drive here knows all there is, even if
+                    # this one wrote nothing (its calls waited unmade: no URL, a breaker). Not
+                    # a restart's doubt, which would ask such a step again before undoing.
+                    self._remember_locked(workflow_id, workflow.version)
                 else:
                     drive.settling = False
             break
@@ -314,10 +324,20 @@ class Orchestrator:
             self.metrics.workflow_finished(workflow.status)
             log.info("workflow %s", workflow.status, extra=_context(workflow_id))
         if later is not None:
-            self.timers.call_later(later - now, lambda: self.drive(workflow_id))
+            self.timers.call_later(later - now, partial(self._wake, workflow_id, later))
         for due in calls:
             self._pool(due.participant).submit(self._guard, workflow_id, self._call,
                                                workflow_id, due, drive.definition)
+
+    def _wake(self, workflow_id: uuid.UUID, at: float) -> None:
+        """A booked look comes due. It is no longer booked: were it taken while the drive is
+        settling (and so not looked at by this call), the settling round books it again
+        rather than take it for still pending, and the workflow is never left unwatched."""
+        with self._lock:
+            current = self._drives.get(workflow_id)
+            if current is not None and current.timer == at:
+                current.timer = None
+        self.drive(workflow_id)
 
     def _split(self, drive: _Drive, plan: Plan, now: float) -> tuple[list[Due], float | None]:
         """The calls to make now, and when the earliest of the others comes due (after a
@@ -425,17 +445,27 @@ class Orchestrator:
     def _pool(self, participant: str) -> ThreadPoolExecutor:
         with self._lock:
             pool = self.pools.get(participant)
+        if pool is not None:
+            return pool
+        # Outside the lock: the size may be read from the definitions' store, and every
+        # handle() and drive waits on this lock.
+        size = self.bulkhead(participant)
+        with self._lock:
+            pool = self.pools.get(participant)
             if pool is None:
                 pool = self.pools[participant] = ThreadPoolExecutor(
-                    self.bulkhead(participant), thread_name_prefix=f"call-{participant}")
+                    size, thread_name_prefix=f"call-{participant}")
             return pool
 
     def _remember(self, workflow_id: uuid.UUID, version: int) -> None:
         with self._lock:
-            self._known[workflow_id] = version
-            self._known.move_to_end(workflow_id)
-            while len(self._known) > 100_000:
-                self._known.popitem(last=False)
+            self._remember_locked(workflow_id, version)
+
+    def _remember_locked(self, workflow_id: uuid.UUID, version: int) -> None:
+        self._known[workflow_id] = max(version, self._known.get(workflow_id, 0))
+        self._known.move_to_end(workflow_id)
+        while len(self._known) > 100_000:
+            self._known.popitem(last=False)
 
     def _end(self, workflow_id: uuid.UUID) -> None:
         with self._lock:

@@ -62,7 +62,8 @@ class Transient:
 
 @dataclass(frozen=True)
 class Unavailable:
-    """No call was made: the participant's circuit breaker is open or its rate limit is spent.
+    """No call was made: the participant's circuit breaker is open, its rate limit is spent,
+    its bulkhead is full, or it has no base URL configured (`<NAME>_URL`).
 
     The step waits `retry_in` seconds and tries again; no attempt is used up."""
 

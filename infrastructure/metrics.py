@@ -4,12 +4,14 @@ Under gunicorn, several API processes share one view through prometheus-client's
 mode (PROMETHEUS_MULTIPROC_DIR); a single process uses the default registry."""
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -18,6 +20,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+log = logging.getLogger("orchestrator.metrics")
 STARTED = Counter("orchestrator_workflows_started_total", "Workflows started")
 FINISHED = Counter("orchestrator_workflows_finished_total", "Workflows ended, by status",
                    ["status"])
@@ -59,18 +62,44 @@ def render(refresh: Callable[[], None] | None = None) -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-def serve_metrics(port: int, system: Any) -> None:
-    """Serves this process's metrics on 127.0.0.1:`port` (a worker has no API of its own)."""
+class _AtScrape:
+    """A collector that brings the gauges read on demand up to date (`refresh`), then yields
+    every metric of the process: what a scrape of a worker's own port serves."""
+
+    def __init__(self, refresh: Callable[[], None]) -> None:
+        self.refresh = refresh
+
+    def describe(self) -> list[Any]:
+        return []  # nothing to check for duplicates: it serves the other registries' metrics
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            self.refresh()
+        except Exception:  # a scrape still serves the rest
+            log.exception("could not refresh the metrics read on demand")
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            yield from registry.collect()
+        else:
+            yield from REGISTRY.collect()
+
+
+def serve_metrics(port: int, system: Any) -> Any:
+    """Serves this process's metrics on 127.0.0.1:`port` (a worker has no API of its own);
+    returns the server. Participants are made on their first call, so the breaker gauge is
+    read at each scrape: a participant appears there once it has been called."""
     from prometheus_client import start_http_server
 
-    participants = system.participants
-    if hasattr(participants, "breaker_states"):
-        for participant in participants.breaker_states():
-            def is_open(name: str = participant) -> float:  # read at each scrape
-                return float(participants.breaker_states()[name] != "closed")
+    def refresh() -> None:
+        participants = system.participants
+        if participants is not None and hasattr(participants, "breaker_states"):
+            set_breakers(participants.breaker_states())
 
-            BREAKER.labels(participant).set_function(is_open)
-    start_http_server(port, addr="127.0.0.1")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_AtScrape(refresh))
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return server
 
 
 def participant_unconfigured(participant: str) -> None:

@@ -3,6 +3,9 @@
 Per participant: a circuit breaker, an optional token-bucket rate limit and a bulkhead (its
 own connection pools and a semaphore), so a slow or failing service cannot use up what the
 others need. Retries are not made here: the application schedules them.
+
+A participant is known by name only: its base URL comes from the deployment (`url_of`, from
+`<NAME>_URL`), and one without a URL is Unavailable, so its steps wait rather than fail.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ from infrastructure.resilience import Breaker, BreakerOpen, TokenBucket, parse_r
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429})
 UNCONFIGURED_RETRY_S = 5.0  # a deploy may add the URL and restart: look again, not fast
+UNCONFIGURED_LOG_EVERY_S = 60.0
 CONNECT_TIMEOUT_CAP_S = 3.05  # just over a 3 s TCP retransmit window, as requests advises
 log = logging.getLogger("orchestrator.participants")
 _TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -73,7 +78,11 @@ def classify(response: requests.Response) -> Outcome:
 class HttpParticipants:
     """The Participants port over HTTP, with a breaker, a rate limit and a bulkhead per
     participant, each made when the participant is first called. Thread-safe: share one
-    instance between all worker threads."""
+    instance between all worker threads.
+
+    `url_of(name)` is the base URL (None: not configured); `bulkhead` and `rate_limit` give a
+    participant's limits, read once, on its first call; `unconfigured(name)` is told of each
+    call that waits for want of a URL (a metric)."""
 
     def __init__(
         self,
@@ -93,6 +102,7 @@ class HttpParticipants:
         self._unconfigured = unconfigured or (lambda participant: None)
         self._lock = threading.Lock()
         self._participants: dict[str, _Participant] = {}
+        self._unconfigured_logged: dict[str, float] = {}  # participant -> last logged
         self._local = threading.local()  # a Session is not thread-safe: one per thread
         # weak, so the sessions of threads that ended can be collected with their connections
         self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
@@ -107,13 +117,9 @@ class HttpParticipants:
     def call(self, call: Call) -> Outcome:
         """Makes at most one HTTP call for `call` and classifies the answer; never raises for
         anything the network or the participant does."""
-        p = self._participant(call.participant)
-        if p is None:
-            self._unconfigured(call.participant)
-            var = f"{call.participant.upper()}_URL"
-            log.error("participant %s has no %s configured: the call waits",
-                      call.participant, var, extra={"workflow_id": call.workflow_id})
-            return Unavailable(f"no {var} configured", retry_in=UNCONFIGURED_RETRY_S)
+        p = self._participant(call.participant, call.workflow_id)
+        if not isinstance(p, _Participant):
+            return p
         if p.breaker.state() == "open":  # checked first so an open breaker spends no token
             return Unavailable(f"{call.participant} circuit open", p.breaker.retry_in())
         wait = p.bucket.try_acquire() if p.bucket else 0.0
@@ -131,20 +137,47 @@ class HttpParticipants:
         finally:
             p.slots.release()
 
-    def _participant(self, name: str) -> _Participant | None:
+    def _participant(self, name: str, workflow_id: str) -> _Participant | Unavailable:
+        """The participant's breaker, bulkhead and rate limit, made on its first call; or why
+        no call can be made (no URL: the step waits until a deploy configures one)."""
         with self._lock:
             found = self._participants.get(name)
-            if found is None:
-                url = self._url_of(name)
-                if url is None:
-                    return None
-                size = self._bulkhead(name)
-                rate = self._rate_limit(name)
-                found = self._participants[name] = _Participant(
-                    name, url.rstrip("/"), size,
-                    Breaker(name, self._breaker_fail_max, self._breaker_reset_s),
-                    threading.BoundedSemaphore(size), TokenBucket(rate) if rate else None)
+        if found is not None:
             return found
+        # Outside the lock: the limits may come from the definitions' store, and a slow read
+        # must not hold up the calls to the participants we know already.
+        try:
+            url = self._url_of(name)
+            if url is None:
+                return self._not_configured(name, workflow_id)
+            size, rate = self._bulkhead(name), self._rate_limit(name)
+        except Exception as e:  # noqa: BLE001 - the store is down, say: wait, never raise
+            log.warning("participant %s: could not read its limits (%s): the call waits",
+                        name, type(e).__name__, extra={"participant": name})
+            return Unavailable(f"{name}: could not read its limits", retry_in=1.0)
+        made = _Participant(name, url.rstrip("/"), size,
+                            Breaker(name, self._breaker_fail_max, self._breaker_reset_s),
+                            threading.BoundedSemaphore(size), TokenBucket(rate) if rate else None)
+        with self._lock:  # another thread may have made it meanwhile: theirs stands
+            return self._participants.setdefault(name, made)
+
+    def _not_configured(self, name: str, workflow_id: str) -> Unavailable:
+        """A participant with no <NAME>_URL: counted on every call, logged as an error once
+        per participant and minute (thousands of waiting workflows would flood the log)."""
+        var = f"{name.upper()}_URL"
+        self._unconfigured(name)
+        now = time.monotonic()
+        with self._lock:
+            last = self._unconfigured_logged.get(name)
+            due = last is None or now - last >= UNCONFIGURED_LOG_EVERY_S
+            if due:
+                self._unconfigured_logged[name] = now
+        if due:
+            log.error("participant %s has no %s configured: its calls wait until a deploy "
+                      "sets it", name, var,
+                      extra={"participant": name, "workflow_id": workflow_id})
+        return Unavailable(f"participant {name} has no {var} configured",
+                           retry_in=UNCONFIGURED_RETRY_S)
 
     def _send(self, p: _Participant, call: Call, timeout_s: float) -> Outcome:
         traceparent = call.traceparent

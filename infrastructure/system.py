@@ -92,12 +92,12 @@ class System:
                                                                           "rate_limit")
 
     def _asked(self, participant: str, what: str) -> float | None:
-        """What the latest version of a definition that calls the participant asks for."""
-        for name in self.definitions.names():
-            spec = self.definitions.get(name).definition.participants.get(participant)
-            if spec is not None and getattr(spec, what) is not None:
-                return float(getattr(spec, what))
-        return None
+        """The least that the latest versions of the definitions calling the participant ask
+        for (a bulkhead or a rate limit is a limit: the strictest holds)."""
+        asked = [float(getattr(spec, what)) for name in self.definitions.names()
+                 if (spec := self.definitions.get(name).definition.participants.get(participant))
+                 is not None and getattr(spec, what) is not None]
+        return min(asked) if asked else None
 
     # --- what the coordinator calls -----------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Fakes of the participants (the only thing our tests fake) and a polling wait helper.
 
 `FakeParticipants` implements the `Participants` port the way a well-behaved service would:
-it records every call, answers from a per-action script, and, like the real services, returns
-the original result for a repeated Idempotency-Key once an action has succeeded.
+it records every rendered call, answers from a per-action script (`call.action`: a step's or
+an undo's name), and, like the real services, returns the original result for a repeated
+Idempotency-Key once an action has succeeded.
 """
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ from application.ports import Call, Outcome, Succeeded
 
 T = TypeVar("T")
 
-PARTICIPANT_OF = {
-    "charge": "payment", "refund": "payment",
-    "reserve": "inventory", "release": "inventory",
-    "ship": "shipping", "cancel": "shipping",
+# What a success of each bundled step carries, as the definitions' `keep:` reads it: the
+# order's (definitions/order.yaml) and the trip's (definitions/trip.yaml). Any other call
+# (an undo, a step of a test's own definition) answers {} unless scripted.
+RESULT_KEY = {
+    "charge": "paymentId", "reserve": "reservationId", "ship": "shipmentId",
+    "flight": "bookingId", "hotel": "bookingId", "car": "bookingId",
+    "confirm": "notificationId",
 }
-RESULT_KEY = {"charge": "paymentId", "reserve": "reservationId", "ship": "shipmentId"}
-ID_PREFIX = {"charge": "pay", "reserve": "res", "ship": "shp"}
+ID_PREFIX = {"charge": "pay", "reserve": "res", "ship": "shp", "flight": "flt",
+             "hotel": "htl", "car": "car", "confirm": "ntf"}
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,9 @@ class Made:
 
 class FakeParticipants:
     """Records calls and answers them per action: first from `script()`, then with the sticky
-    answer of `always()`, else with success (fresh `pay-<n>`/`res-<n>`/`shp-<n>` ids, {} for
-    undo actions). `block(action)` holds that action's calls until `release(action)`."""
+    answer of `always()`, else with success (fresh ids as RESULT_KEY and ID_PREFIX say:
+    `pay-<n>`, `res-<n>`, `shp-<n>`, `flt-<n>`, ...; {} for any other call).
+    `block(action)` holds that action's calls until `release(action)`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -98,10 +103,8 @@ class FakeParticipants:
 
     # --- the port -------------------------------------------------------------------------------
 
-    def participant_of(self, action: str) -> str:
-        return PARTICIPANT_OF[action]
-
     def call(self, call: Call) -> Outcome:
+        """Records the call, holds it while its action is blocked, then answers it."""
         with self._lock:
             index = len(self._made)
             self._made.append(Made(call, time.monotonic()))

@@ -1,7 +1,11 @@
-"""HttpParticipants against a real, scripted HTTP server (werkzeug, threaded, a free port)."""
+"""HttpParticipants against a real, scripted HTTP server (werkzeug, threaded, a free port).
+
+The calls are the order definition's own, rendered as the orchestrator renders them: the client
+knows no action by name, it makes whatever call it is handed."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -9,28 +13,35 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from application.ports import Call, Outcome, Rejected, Succeeded, Transient, Unavailable
+from domain.definitions import compile_definition
 from infrastructure.participants_http import HttpParticipants
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACEPARENT_FORMAT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
 IDS = {"charge": "paymentId", "reserve": "reservationId", "ship": "shipmentId"}
-ARGS: dict[str, dict[str, Any]] = {
-    "charge": {"orderId": "o-1", "cents": 1250},
-    "refund": {"paymentId": "pay/1 x", "reason": "customer asked & left"},
-    "reserve": {"orderId": "o-1", "skus": ["sku-1", "sku-2"]},
-    "release": {"reservationId": "res?1"},
-    "ship": {"orderId": "o-1", "address": "1 Main St"},
-    "cancel": {"shipmentId": "shp#1"},
+BUNDLED = Path(__file__).resolve().parents[2] / "definitions"
+ORDER = compile_definition(yaml.safe_load((BUNDLED / "order.yaml").read_text("utf-8")))
+# What the order definition's expressions see: ids holding '/', '?', '#' and a space, and a
+# reason holding '&', which the rendering must URL-encode.
+CONTEXT: dict[str, Any] = {
+    "input": {"cents": 1250, "skus": ["sku-1", "sku-2"], "address": "1 Main St"},
+    "key": "o-1", "workflowId": "wf-1", "reason": "customer asked & left",
+    "steps": {"charge": {"paymentId": "pay/1 x"}, "reserve": {"reservationId": "res?1"},
+              "ship": {"shipmentId": "shp#1"}},
 }
+PARTICIPANTS = ("payment", "inventory", "shipping")
 
 
 class ScriptedServer:
@@ -103,9 +114,17 @@ def always(response_status: int, body: Any = None, **kw: Any) -> Callable[[Reque
     return lambda request: answer(response_status, body, **kw)
 
 
-def call(action: str, traceparent: str | None = TRACEPARENT, **args: Any) -> Call:
-    return Call(action=action, workflow_id="wf-1", idempotency_key=f"wf-1:{action}",
-                args={**ARGS[action], **args}, traceparent=traceparent)
+def call(action: str, traceparent: str | None = TRACEPARENT, timeout_s: float | None = None,
+         **context: Any) -> Call:
+    """The order definition's call `action` (a step's or an undo's), rendered for workflow
+    wf-1 as the orchestrator renders it."""
+    step, is_undo = ORDER.calls[action]
+    spec = step.undo.call if is_undo and step.undo is not None else step.call
+    key = f"wf-1:{action}"
+    rendered = spec.render({**CONTEXT, "idempotencyKey": key, **context})
+    return Call(participant=step.participant, action=action, workflow_id="wf-1",
+                idempotency_key=key, method=rendered.method, path=rendered.target,
+                body=rendered.body, timeout_s=timeout_s, traceparent=traceparent)
 
 
 @pytest.fixture
@@ -117,14 +136,19 @@ def server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture
 def make(server: ScriptedServer) -> Iterator[Callable[..., HttpParticipants]]:
+    """HttpParticipants as bootstrap builds them: `urls` (participant -> base URL, default:
+    the order's three on the scripted server), `bulkheads` and `rate_limits` per participant
+    (default 32 and none), `unconfigured` as the metric's hook."""
     made: list[HttpParticipants] = []
 
-    def make(**overrides: Any) -> HttpParticipants:
-        settings: dict[str, Any] = {"timeout_s": 2.0, "breaker_fail_max": 3,
-                                    "breaker_reset_s": 0.2, **overrides}
-        urls = settings.pop("urls", dict.fromkeys(("payment", "inventory", "shipping"),
-                                                  server.url + "/"))
-        made.append(HttpParticipants(urls, **settings))
+    def make(urls: dict[str, str] | None = None, bulkheads: dict[str, int] | None = None,
+             rate_limits: dict[str, float] | None = None, **overrides: Any) -> HttpParticipants:
+        found = dict.fromkeys(PARTICIPANTS, server.url + "/") if urls is None else urls
+        settings: dict[str, Any] = {
+            "timeout_s": 2.0, "breaker_fail_max": 3, "breaker_reset_s": 0.2,
+            "bulkhead": lambda p: (bulkheads or {}).get(p, 32),
+            "rate_limit": lambda p: (rate_limits or {}).get(p), **overrides}
+        made.append(HttpParticipants(found.get, **settings))
         return made[-1]
 
     yield make
@@ -175,25 +199,28 @@ def test_a_traceparent_is_generated_when_none_or_a_malformed_one_is_given(
     assert generated[0] != generated[1]
 
 
-def test_success_carries_the_body_or_an_empty_result(
+def test_success_carries_the_json_body_or_none(
     make: Callable[..., HttpParticipants], server: ScriptedServer,
 ) -> None:
     participants = make()
     assert participants.call(call("charge")) == Succeeded(
         {"paymentId": "charge-1", "status": "OK"})
     server.handler = always(200, text="<html>done</html>")
-    assert participants.call(call("refund")) == Succeeded({})
+    assert participants.call(call("refund")) == Succeeded(None)
+    server.handler = always(204)
+    assert participants.call(call("cancel")) == Succeeded(None)
     server.handler = always(200, ["not", "an", "object"])
-    assert participants.call(call("release")) == Succeeded({})
+    assert participants.call(call("release")) == Succeeded(["not", "an", "object"])
 
 
 @pytest.mark.parametrize("action", ["charge", "reserve", "ship"])
-def test_a_2xx_without_the_expected_id_is_transient(
+def test_a_2xx_is_a_success_whatever_it_carries(
     make: Callable[..., HttpParticipants], server: ScriptedServer, action: str,
 ) -> None:
+    """What a success must carry is the step's business (its `keep:`), checked by the
+    orchestrator: a 2xx without the id is retried there (test_orchestrator)."""
     server.handler = always(200, {"status": "OK"})
-    outcome = make().call(call(action))
-    assert isinstance(outcome, Transient) and IDS[action] in outcome.detail
+    assert make().call(call(action)) == Succeeded({"status": "OK"})
 
 
 def test_a_business_4xx_is_rejected_and_never_trips_the_breaker(
@@ -247,25 +274,36 @@ def test_retry_after_in_seconds_and_as_an_http_date(
         assert isinstance(outcome, Transient) and outcome.retry_after == expected
 
 
+@pytest.mark.parametrize(("default_s", "step_s"), [(0.2, None), (30.0, 0.2)])
 def test_no_answer_within_the_timeout_is_transient(
-    make: Callable[..., HttpParticipants], server: ScriptedServer,
+    make: Callable[..., HttpParticipants], server: ScriptedServer, default_s: float,
+    step_s: float | None,
 ) -> None:
+    """The deployment's timeout (STEP_TIMEOUT_S), or the step's own `timeout_s`, which wins."""
     server.handler = server.delayed(5)
     started = time.monotonic()
-    outcome = make(timeout_s=0.2).call(call("charge"))
+    outcome = make(timeout_s=default_s).call(call("charge", timeout_s=step_s))
     elapsed = time.monotonic() - started
 
     assert isinstance(outcome, Transient) and outcome.status is None
     assert "Timeout" in outcome.detail
     assert outcome.maybe_applied  # the request was sent: it may have been applied
-    assert elapsed < 1.0
+    assert 0.15 <= elapsed < 1.0
+    assert server.hits("payments") == 1
+
+
+def test_a_step_timeout_longer_than_the_default_is_waited_for(
+    make: Callable[..., HttpParticipants], server: ScriptedServer,
+) -> None:
+    server.handler = server.delayed(0.4)
+    assert isinstance(make(timeout_s=0.1).call(call("charge", timeout_s=2.0)), Succeeded)
 
 
 def test_a_refused_connection_is_transient(make: Callable[..., HttpParticipants]) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    urls = {"payment": closed, "inventory": closed, "shipping": closed}
+    urls = dict.fromkeys(PARTICIPANTS, closed)
 
     outcome = make(urls=urls).call(call("reserve"))
 
@@ -297,9 +335,9 @@ def test_the_breaker_opens_after_fail_max_transient_failures_and_recloses_after_
     assert all(isinstance(o, Transient) and o.status == 503 for o in failures)
     assert isinstance(refused, Unavailable) and 0.05 <= refused.retry_in <= 0.2
     assert server.hits("payments") == 3  # the refused call never reached the server
-    assert participants.breaker_states() == {
-        "payment": "open", "inventory": "closed", "shipping": "closed"}
+    assert participants.breaker_states() == {"payment": "open"}  # made on its first call
     assert isinstance(participants.call(call("reserve")), Succeeded)  # others unaffected
+    assert participants.breaker_states() == {"payment": "open", "inventory": "closed"}
 
     wait_for(lambda: participants.breaker_states()["payment"] == "half-open")
     assert time.monotonic() - opened >= 0.15
@@ -333,7 +371,7 @@ def test_a_slow_participant_fills_only_its_own_bulkhead(
 ) -> None:
     slow = server.delayed(5)
     server.handler = lambda r: slow(r) if r.path.startswith("/shipments") else ok(r)
-    participants = make(pool_size={"shipping": 2, "payment": 2, "inventory": 2})
+    participants = make(bulkheads={"shipping": 2, "payment": 2, "inventory": 2})
 
     with ThreadPoolExecutor(4) as pool:
         ships = [pool.submit(participants.call, call("ship")) for _ in range(4)]
@@ -354,7 +392,7 @@ def test_a_slow_participant_fills_only_its_own_bulkhead(
 def test_a_rate_limited_participant_answers_unavailable_without_calling(
     make: Callable[..., HttpParticipants], server: ScriptedServer,
 ) -> None:
-    participants = make(rate_limit={"payment": 5, "inventory": None})
+    participants = make(rate_limits={"payment": 5})
 
     outcomes: list[Outcome] = [participants.call(call("charge")) for _ in range(8)]
 
@@ -366,12 +404,188 @@ def test_a_rate_limited_participant_answers_unavailable_without_calling(
     assert all(isinstance(participants.call(call("reserve")), Succeeded) for _ in range(8))
 
 
-def test_unknown_actions_are_a_programming_error(make: Callable[..., HttpParticipants]) -> None:
-    participants = make()
-    assert participants.participant_of("refund") == "payment"
-    assert participants.participant_of("release") == "inventory"
-    assert participants.participant_of("cancel") == "shipping"
-    with pytest.raises(ValueError, match="unknown action"):
-        participants.participant_of("teleport")
-    with pytest.raises(ValueError, match="unknown action"):
-        participants.call(Call("teleport", "wf-1", "wf-1:teleport", {}))
+# --- the call as rendered: method, path, query, body ------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_the_method_is_the_calls_own(
+    make: Callable[..., HttpParticipants], server: ScriptedServer, method: str,
+) -> None:
+    body = None if method == "GET" else {"note": "x"}
+    outcome = make().call(replace(call("charge"), method=method, body=body))
+
+    assert isinstance(outcome, Succeeded)
+    (seen,) = server.requests
+    assert (seen["method"], seen["uri"]) == (method, "/payments/charge")
+    if body is None:
+        assert seen["body"] == b"" and "Content-Type" not in seen["headers"]
+    else:
+        assert json.loads(seen["body"]) == body
+
+
+LOOKUP = """
+name: lookup
+description: A GET with a query, then a PUT with a body.
+key: customerId
+input: {type: object, properties: {tier: {type: string}}}
+participants: {crm: {}}
+steps:
+  - name: find
+    participant: crm
+    call:
+      method: GET
+      path: "/customers/${key}"
+      query: {tier: "${input.tier}", missing: "${input.nothing}"}
+    keep: {found: id}
+  - name: tag
+    participant: crm
+    call: {method: PUT, path: "/customers/${key}/tags", body: {tags: ["${input.tier}"]}}
+"""
+
+
+def test_a_definitions_get_and_put_are_sent_as_rendered(
+    make: Callable[..., HttpParticipants], server: ScriptedServer,
+) -> None:
+    lookup = compile_definition(yaml.safe_load(LOOKUP))
+    context = {"input": {"tier": "gold & up"}, "key": "c/1?#", "workflowId": "wf-2",
+               "idempotencyKey": "wf-2:find", "reason": "failed", "steps": {}}
+    participants = make(urls={"crm": server.url})
+
+    for name in ("find", "tag"):
+        rendered = lookup.calls[name][0].call.render(context)
+        participants.call(Call("crm", name, "wf-2", f"wf-2:{name}", rendered.method,
+                               rendered.target, rendered.body))
+
+    get, put = server.requests
+    assert (get["method"], get["uri"], get["body"]) == (
+        "GET", "/customers/c%2F1%3F%23?tier=gold+%26+up", b"")  # no value: no parameter
+    assert "Content-Type" not in get["headers"]
+    assert (put["method"], put["uri"]) == ("PUT", "/customers/c%2F1%3F%23/tags")
+    assert json.loads(put["body"]) == {"tags": ["gold & up"]}
+    assert put["headers"]["Content-Type"] == "application/json"
+    assert [r["headers"]["Idempotency-Key"] for r in server.requests] == ["wf-2:find",
+                                                                         "wf-2:tag"]
+
+
+@pytest.mark.parametrize(("status", "headers"), [
+    (503, {}), (500, {}), (307, {"Location": "/elsewhere"}), (302, {"Location": "/x"}),
+])
+def test_exactly_one_request_per_call(
+    make: Callable[..., HttpParticipants], server: ScriptedServer, status: int,
+    headers: dict[str, str],
+) -> None:
+    """No retry below us (urllib3) and no redirect followed: the orchestrator counts attempts,
+    and a participant must never see a call the orchestrator does not know it made."""
+    server.handler = always(status, headers=headers)
+    outcome = make(breaker_fail_max=10).call(call("charge"))
+
+    assert isinstance(outcome, Transient) and outcome.status == status
+    assert len(server.requests) == 1
+
+
+# --- limits, read once per participant ---------------------------------------------------------
+
+
+def test_each_participants_limits_are_read_on_its_first_call_only(
+    make: Callable[..., HttpParticipants], server: ScriptedServer,
+) -> None:
+    asked: list[str] = []
+
+    def bulkhead(participant: str) -> int:
+        asked.append(participant)
+        return 4
+
+    participants = make(bulkhead=bulkhead)
+    for action in ("charge", "charge", "reserve", "refund", "release", "charge"):
+        assert isinstance(participants.call(call(action)), Succeeded)
+    assert asked == ["payment", "inventory"]
+
+
+def test_limits_that_cannot_be_read_make_the_call_wait_not_fail(
+    make: Callable[..., HttpParticipants], server: ScriptedServer,
+) -> None:
+    """The limits may come from the definitions' store: while it is down, no call is made and
+    nothing is cached, so the next attempt reads them again."""
+    down = [True]
+
+    def bulkhead(participant: str) -> int:
+        if down[0]:
+            raise ConnectionError("store down")
+        return 4
+
+    participants = make(bulkhead=bulkhead)
+    refused = participants.call(call("charge"))
+    assert isinstance(refused, Unavailable) and refused.retry_in > 0
+    assert server.requests == [] and participants.breaker_states() == {}
+
+    down[0] = False
+    assert isinstance(participants.call(call("charge")), Succeeded)
+
+
+# --- a participant with no URL ---------------------------------------------------------------
+
+
+def test_a_participant_with_no_url_is_unavailable_and_proceeds_once_configured(
+    make: Callable[..., HttpParticipants], server: ScriptedServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    urls: dict[str, str] = {}
+    counted: list[str] = []
+    participants = make(urls=urls, unconfigured=counted.append)
+    flight = Call("flights", "flight", "wf-3", "wf-3:flight", "POST", "/flights/bookings",
+                  {"tripId": "t-1"})
+
+    with caplog.at_level(logging.ERROR, logger="orchestrator.participants"):
+        outcomes = [participants.call(flight) for _ in range(3)]
+
+    for outcome in outcomes:  # the step waits: no attempt is used up, nothing fails
+        assert isinstance(outcome, Unavailable) and "FLIGHTS_URL" in outcome.detail
+        assert outcome.retry_in >= 1
+    assert counted == ["flights"] * 3  # every call counts...
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1  # ...but a waiting crowd logs once
+    assert "FLIGHTS_URL" in errors[0].getMessage()
+    assert (errors[0].participant, errors[0].workflow_id) == ("flights", "wf-3")  # type: ignore[attr-defined]
+    assert server.requests == [] and participants.breaker_states() == {}
+
+    urls["flights"] = server.url  # a deploy sets FLIGHTS_URL (and restarts)
+    assert isinstance(participants.call(flight), Succeeded)
+    (seen,) = server.requests
+    assert (seen["uri"], seen["headers"]["Idempotency-Key"]) == ("/flights/bookings",
+                                                                 "wf-3:flight")
+    assert participants.breaker_states() == {"flights": "closed"}
+
+
+def test_bootstrap_wires_the_urls_and_the_unconfigured_metric(
+    server: ScriptedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from infrastructure.bootstrap import bootstrap
+    from infrastructure.settings import load
+
+    system = bootstrap(load({"DATABASE_URL": f"sqlite:///{tmp_path}/o.sqlite3",
+                             "HOTELS_URL": server.url, "PAYMENT_URL": server.url + "/"}))
+    participants: Any = system.make_participants(system)
+    metric = "orchestrator_participant_unconfigured_total"
+
+    def count() -> float:
+        return REGISTRY.get_sample_value(metric, {"participant": "flights"}) or 0.0
+
+    before = count()
+    try:
+        with caplog.at_level(logging.ERROR, logger="orchestrator.participants"):
+            refused = participants.call(Call("flights", "flight", "wf-4", "wf-4:flight",
+                                             "POST", "/flights/bookings", {}))
+            assert isinstance(participants.call(call("charge")), Succeeded)
+            assert isinstance(participants.call(Call(
+                "hotels", "hotel", "wf-4", "wf-4:hotel", "POST", "/hotels/bookings", {})),
+                Succeeded)
+    finally:
+        participants.close()
+        system.stop()
+
+    assert isinstance(refused, Unavailable) and "FLIGHTS_URL" in refused.detail
+    assert count() == before + 1
+    assert any("FLIGHTS_URL" in r.getMessage() for r in caplog.records)
+    assert [r["uri"] for r in server.requests] == ["/payments/charge", "/hotels/bookings"]
