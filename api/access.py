@@ -1,5 +1,6 @@
-"""Bearer tokens (CONTRACT.md section 6): clients place and read orders; operators may also
-retry, cancel and list. Tokens are compared in constant time and never logged."""
+"""Bearer tokens: clients start and read workflows, send signals and read definitions;
+operators may also retry, cancel, list, read the event feed and register definitions. Tokens
+are compared in constant time and never logged."""
 from __future__ import annotations
 
 import hmac
@@ -10,7 +11,8 @@ from api.errors import Problem
 from infrastructure.settings import Settings
 
 OPEN = {"/health", "/ready", "/metrics"}
-OPERATOR_ONLY = {"workflows.retry", "workflows.cancel", "workflows.search", "events.feed"}
+OPERATOR_ONLY = {"workflows.retry", "workflows.cancel", "workflows.search", "events.feed",
+                 "definitions.apply"}
 
 
 def _match(token: str, known: tuple[tuple[str, str], ...]) -> str | None:

@@ -18,7 +18,7 @@ def create_app(system: System, max_waiting: int | None = None) -> Flask:
     `max_waiting` bounds the `?wait` requests that wait at once in this process; a server with
     a pool of request threads passes a part of that pool (see api.serve), so that waiting
     requests cannot take every thread. None (test clients) sets no bound."""
-    from api import events, operations, orders, workflows
+    from api import definitions, events, operations, orders, workflows
 
     app = Flask("orchestrator")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
@@ -27,6 +27,6 @@ def create_app(system: System, max_waiting: int | None = None) -> Flask:
     install_waiter(app, system, max_waiting)
     errors.register(app)
     install_access(app, system.settings)
-    for blueprint in (orders.bp, workflows.bp, events.bp, operations.bp):
+    for blueprint in (orders.bp, definitions.bp, workflows.bp, events.bp, operations.bp):
         app.register_blueprint(blueprint)
     return app

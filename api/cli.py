@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from api.cli_definitions import definitions
 from api.cli_ops import audit, projections, workflows
 from infrastructure import logs
 from infrastructure.settings import Settings, SettingsError, load
@@ -72,11 +73,12 @@ def run(port: int, participants_port: int) -> None:
     stop = _on_stop_signal()
     servers: list[Any] = []
     system = _bootstrap(settings, metrics=PrometheusMetrics(), serves_requests=True)
-    # Every participant of the definitions with no <NAME>_URL of its own goes to the demo.
+    # With no <NAME>_URL at all, the demo participants serve every participant of the
+    # definitions; pointed at services of one's own, an unset participant waits, as in
+    # production (its worker logs the missing variable).
     unset = {p for name in system.definitions.names()
-             for p in system.definitions.get(name).definition.participants
-             if p not in settings.participant_urls}
-    demo = bool(unset)
+             for p in system.definitions.get(name).definition.participants}
+    demo = not settings.participant_urls
     if demo:
         url = f"http://127.0.0.1:{participants_port}"
         settings = system.settings = dataclasses.replace(
@@ -172,5 +174,5 @@ def participants(host: str, port: int, db: str) -> None:
 
 
 # The operators' commands live in their own module.
-for _group in (audit, projections, workflows):
+for _group in (audit, definitions, projections, workflows):
     main.add_command(_group)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from api.errors import Problem
-from api.openapi import SPEC
+from api.openapi import build_spec
 from infrastructure import metrics
 
 bp = Blueprint("operations", __name__)
@@ -42,5 +42,7 @@ def prometheus() -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    """The OpenAPI 3 description of this API."""
-    return jsonify(SPEC)
+    """The OpenAPI 3 description of this API, with the definitions registered now (each
+    one's input schema, and its paths)."""
+    definitions = current_app.extensions["system"].definitions
+    return jsonify(build_spec(definitions.get(name).definition for name in definitions.names()))

@@ -16,8 +16,14 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import Problem
+from domain.definitions import DefinitionError
+from domain.definitions.errors import format_path
+from domain.definitions.language import MAX_DEPTH as DEFINITION_MAX_DEPTH
 
 ORDER_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+DEFINITION_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # as the definition language says
+SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+DEFINITION_TYPES = ("application/json", "application/yaml", "text/yaml")
 MAX_DEPTH = 32  # far more than any order needs; deep enough nesting crashes a parser
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -41,6 +47,22 @@ def key(raw: str) -> str:
     return raw
 
 
+def definition_name(raw: str) -> str:
+    """A definition's name in a path: [a-z][a-z0-9-]{0,62}, as the language requires."""
+    if not DEFINITION_NAME.fullmatch(raw):
+        raise Problem(400, "invalid-definition-name", "Invalid definition name",
+                      "a definition's name is a-z, then up to 62 of a-z 0-9 -")
+    return raw
+
+
+def signal_name(raw: str) -> str:
+    """A signal's name in a path: [a-z][a-z0-9_]{0,62}, as the language requires."""
+    if not SIGNAL_NAME.fullmatch(raw):
+        raise Problem(400, "invalid-signal-name", "Invalid signal name",
+                      "a signal's name is a-z, then up to 62 of a-z 0-9 _")
+    return raw
+
+
 def workflow_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
@@ -48,29 +70,54 @@ def workflow_id(raw: str) -> uuid.UUID:
         raise Problem(404, "not-found", "Not found", "no such workflow") from None
 
 
-def json_object() -> dict[str, Any]:
+def json_object(slug: str = "invalid-input", title: str = "Invalid input") -> dict[str, Any]:
     """The body as a JSON object; 415 for another media type, 413 past the size limit (also
-    when sent chunked), 400 for anything that is not strict JSON."""
+    when sent chunked), 400 for anything that is not strict JSON, 422 (`slug`) for JSON that
+    is not an object."""
     if not request.is_json:
         raise Problem(415, "unsupported-media-type", "Unsupported media type",
                       "send the body as application/json")
-    raw = request.get_data(cache=True)  # 413 at once when Content-Length says too much
-    limit = request.max_content_length
-    if limit is not None and len(raw) >= limit:
-        # A chunked body has no Content-Length: the stream stops at the limit, silently.
-        raise RequestEntityTooLarge()
-    body = parse_json(raw)
+    body = parse_json(_body())
     if not isinstance(body, dict):
-        raise Problem(422, "invalid-order", "Invalid order", "the body must be a JSON object")
+        raise Problem(422, slug, title, "the body must be a JSON object",
+                      errors=[{"path": "(body)", "message": "must be a JSON object"}])
     return body
 
 
-def parse_json(raw: bytes) -> Any:
+def definition_text() -> tuple[str, Any]:
+    """A definition document's body: ("json", the strict JSON value) for application/json,
+    ("yaml", its text) for application/yaml or text/yaml; 415 for another media type, 413
+    past the size limit, 400 for a body that is not UTF-8 or not strict JSON."""
+    kind = request.mimetype
+    if kind not in DEFINITION_TYPES:
+        raise Problem(415, "unsupported-media-type", "Unsupported media type",
+                      "send the definition as application/yaml, text/yaml or application/json")
+    raw = _body()
+    if kind == "application/json":  # as deep as the definition language allows
+        return "json", parse_json(raw, max_depth=DEFINITION_MAX_DEPTH + 1)
+    try:
+        return "yaml", raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Problem(400, "malformed-yaml", "Malformed YAML",
+                      "the body is not UTF-8 text") from None
+
+
+def _body() -> bytes:
+    """The raw body; 413 at once when Content-Length says too much, and also when a chunked
+    body (no Content-Length) reaches the limit: the stream stops there, silently."""
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
+    return raw
+
+
+def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
     """Strict JSON: UTF-8, no duplicate keys (two readers could take different values), no
-    NaN or Infinity, at most MAX_DEPTH levels of nesting."""
+    NaN or Infinity, at most `max_depth` levels of nesting."""
     try:
         text = raw.decode("utf-8")
-        _check_depth(text)
+        _check_depth(text, max_depth)
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except _Refused as e:
         raise Problem(400, "malformed-json", "Malformed JSON", str(e)) from None
@@ -96,14 +143,14 @@ def _no_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number")
 
 
-def _check_depth(text: str) -> None:
-    """Refuses nesting past MAX_DEPTH before the parser recurses into it. Brackets inside
-    strings count too: a cheap over-estimate that no sane order reaches."""
+def _check_depth(text: str, max_depth: int) -> None:
+    """Refuses nesting past `max_depth` before the parser recurses into it. Brackets inside
+    strings count too: a cheap over-estimate that no sane body reaches."""
     depth = 0
     for match in re.finditer(r"[\[\]{}]", text):
         depth += 1 if match.group() in "[{" else -1
-        if depth > MAX_DEPTH:
-            raise _Refused(f"the body nests deeper than {MAX_DEPTH} levels")
+        if depth > max_depth:
+            raise _Refused(f"the body nests deeper than {max_depth} levels")
 
 
 def query(allowed: set[str]) -> dict[str, str]:
@@ -153,3 +200,38 @@ def timestamp(args: dict[str, str], name: str) -> str | None:
     except (ValueError, OverflowError):
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
                       f"{name} must be an ISO 8601 time between years 1 and 9999") from None
+
+
+def unstorable_text(document: Any) -> list[DefinitionError]:
+    """An error for each key and text of the document that holds a lone surrogate (valid as a
+    JSON escape, but no UTF-8 can carry it: it could be neither hashed nor stored)."""
+    return [DefinitionError(format_path(path), "must be valid Unicode text (no lone surrogates)")
+            for path in _lone_surrogates(document, ())]
+
+
+def _lone_surrogates(value: Any, path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
+    """The paths of the keys and texts in `value` that UTF-8 cannot encode."""
+    found: list[tuple[str | int, ...]] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [(path, value)]
+    while stack:  # iterative: no recursion limit to meet, however deep the document
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                found.append(where)
+        elif isinstance(item, dict):
+            for name, inner in item.items():
+                if not _encodable(name):
+                    found.append((*where, name.encode("utf-8", "replace").decode()))
+                else:
+                    stack.append(((*where, name), inner))
+        elif isinstance(item, list):
+            stack.extend(((*where, i), inner) for i, inner in enumerate(item))
+    return sorted(found, key=str)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -12,7 +12,7 @@ from gunicorn.app.base import BaseApplication
 from api.gunicorn_worker import BufferingThreadWorker
 from infrastructure.settings import Settings
 
-THREADS = 16  # request threads per process
+THREADS = 32  # request threads per process: half may wait (?wait), half serve
 # `?wait` requests that may wait at once per process: the other threads stay free for every
 # other request (health checks, reads, commands), however many clients wait.
 MAX_WAITING = THREADS // 2

@@ -1,4 +1,5 @@
-"""Workflows: the state view, the audit trail, search, and the operator's retry and cancel."""
+"""Workflows: the state view, the audit trail, search, signals to a waiting step, and the
+operator's retry and cancel."""
 from __future__ import annotations
 
 import re
@@ -11,6 +12,7 @@ from api import requests_parsing as parse
 from api.errors import Problem
 from api.orders import ORDER
 from application.views import Search
+from application.workflows import InvalidInput, _text_errors
 from domain.workflow import TERMINAL
 
 bp = Blueprint("workflows", __name__)
@@ -96,3 +98,19 @@ def cancel(raw_id: str) -> tuple[Response, int]:
     parse.query(set())
     _system().workflows.cancel(wid)
     return jsonify({"workflowId": str(wid), "accepted": "cancel"}), 202
+
+
+@bp.post("/workflows/<raw_id>/signals/<raw_signal>")
+def signal(raw_id: str, raw_signal: str) -> tuple[Response, int]:
+    """Delivers a signal (its body a JSON object) to the workflow's wait step, now or when the
+    step comes; the same signal again records nothing. 409 once the workflow is terminal or
+    the wait is over, 422 for a signal its definition does not know."""
+    wid = parse.workflow_id(raw_id)
+    name = parse.signal_name(raw_signal)
+    parse.query(set())
+    body = parse.json_object()
+    errors = list(_text_errors(body, ""))
+    if errors:
+        raise InvalidInput(errors)
+    _system().workflows.signal(wid, name, body)
+    return jsonify({"workflowId": str(wid), "accepted": "signal", "signal": name}), 202

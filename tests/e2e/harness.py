@@ -18,11 +18,17 @@ from tests.conftest import free_port
 
 ORDER = {"cents": 1999, "skus": ["sku-1", "sku-2"], "address": "1 Main St"}
 TERMINAL = ("COMPLETED", "FAILED", "COMPENSATION_FAILED", "CANCELLED")
+PARTICIPANT_NAMES = ("PAYMENT", "INVENTORY", "SHIPPING", "FLIGHTS", "HOTELS", "CARS", "NOTIFY")
 FAST = {  # quick retries so unhappy paths end in seconds
     "STEP_TIMEOUT_S": "2", "RETRY_BACKOFF_BASE_S": "0.01", "RETRY_BACKOFF_CAP_S": "0.05",
     "STEP_MAX_ATTEMPTS": "3", "COMPENSATION_MAX_ATTEMPTS": "3", "BREAKER_FAIL_MAX": "50",
     "BREAKER_RESET_S": "0.5", "LOG_FORMAT": "text",
 }
+
+
+def participant_urls(participants: Participants) -> dict[str, str]:
+    """Every participant of the bundled definitions (order and trip) at the demo process."""
+    return {f"{name}_URL": participants.url for name in PARTICIPANT_NAMES}
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -91,8 +97,13 @@ class Participants(Process):
         requests.post(f"{self.url}/_faults", json=spec, timeout=5).raise_for_status()
 
     def stats(self, order_id: str | None = None) -> dict[str, Any]:
-        params = {"orderId": order_id} if order_id else {}
+        """Counts; for a business key (an order id, a trip id), its effects in `by_order`."""
+        params = {"key": order_id} if order_id else {}
         return requests.get(f"{self.url}/_stats", params=params, timeout=5).json()
+
+    def effects(self, key: str) -> dict[str, int]:
+        """The effects applied for one business key, per action (those applied at all)."""
+        return {k: v for k, v in self.stats(key)["by_order"].items() if v}
 
 
 class Orchestrator(Process):
@@ -101,9 +112,28 @@ class Orchestrator(Process):
     def __init__(self, tmp: Path, participants: Participants, **env: str):
         port = free_port()
         full = {**os.environ, **FAST, "DATABASE_URL": f"sqlite:///{tmp}/var/orch.sqlite3",
-                "PAYMENT_URL": participants.url, "INVENTORY_URL": participants.url,
-                "SHIPPING_URL": participants.url, **env}
+                **participant_urls(participants), **env}
         super().__init__(["run", "--port", str(port)], full, tmp, port, "orchestrator")
+
+    def start_workflow(self, definition: str, key: str, body: dict[str, Any],
+                       **params: Any) -> requests.Response:
+        """POST /definitions/{definition}/workflows/{key}."""
+        return requests.post(f"{self.url}/definitions/{definition}/workflows/{key}",
+                             json=body, params=params, timeout=40)
+
+    def signal(self, workflow_id: str, name: str, body: dict[str, Any]) -> requests.Response:
+        return requests.post(f"{self.url}/workflows/{workflow_id}/signals/{name}", json=body,
+                             timeout=10)
+
+    def put_definition(self, name: str, text: str) -> requests.Response:
+        """PUT /definitions/{name} with a YAML body."""
+        return requests.put(f"{self.url}/definitions/{name}", data=text.encode(),
+                            headers={"Content-Type": "application/yaml"}, timeout=10)
+
+    def until_status(self, workflow_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+        """Waits until the workflow's state view has `status`; returns it."""
+        return wait_until(lambda: (s := self.state(workflow_id)).get("status") == status and s,
+                          timeout, f"workflow {workflow_id} to be {status}")
 
     def place(self, order_id: str, body: dict[str, Any] | None = None,
               **params: Any) -> requests.Response:
@@ -142,8 +172,7 @@ class Worker(Process):
     def __init__(self, tmp: Path, database_url: str, participants: Participants, **env: str):
         Worker.count += 1
         full = {**os.environ, **FAST, "DATABASE_URL": database_url,
-                "PAYMENT_URL": participants.url, "INVENTORY_URL": participants.url,
-                "SHIPPING_URL": participants.url, **env}
+                **participant_urls(participants), **env}
         super().__init__(["worker"], full, tmp, 0, f"worker-{Worker.count}")
         self.database_url = database_url
 

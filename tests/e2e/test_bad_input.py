@@ -72,7 +72,9 @@ def test_bad_query_parameters(sqlite_orchestrator: Orchestrator, query: str) -> 
     _nothing_started(sqlite_orchestrator)
 
 
-@pytest.mark.parametrize("query", ["status=NOPE", "limit=0", "limit=x", "createdAfter=yesterday",
+@pytest.mark.parametrize("query", ["status=nope", "status=A%20B", "definition=Order",
+                                   "key=..", "orderId=o-1&key=o-1", "limit=0", "limit=x",
+                                   "createdAfter=yesterday",
                                    "after=%%%", "orderId=bad%20id", "unknown=1"])
 def test_bad_search_parameters(sqlite_orchestrator: Orchestrator, query: str) -> None:
     _is_problem(requests.get(f"{sqlite_orchestrator.url}/workflows?{query}", timeout=5), 400)
@@ -88,3 +90,64 @@ def test_unknown_things_are_404_problems(sqlite_orchestrator: Orchestrator) -> N
             f"{sqlite_orchestrator.url}/workflows/00000000-0000-0000-0000-000000000000/{action}",
             timeout=5), 404)
     _is_problem(requests.delete(f"{sqlite_orchestrator.url}/health", timeout=5), 405)
+
+
+def test_bad_input_to_the_definitions_endpoints_changes_nothing(
+        sqlite_orchestrator: Orchestrator) -> None:
+    """Starts, signals and registrations under the same rules: every refusal a problem
+    document, no workflow started and no version registered."""
+    url = sqlite_orchestrator.url
+    trip = {"from": "LHR", "to": "JFK", "dates": {"depart": "2030-06-01",
+                                                  "return": "2030-06-08"}, "cents": 500}
+    json_type = {"Content-Type": "application/json"}
+    yaml_type = {"Content-Type": "application/yaml"}
+    cases: list[tuple[str, str, dict[str, object], int]] = [
+        ("POST", "/definitions/trip/workflows/...", {"json": trip}, 400),
+        ("POST", "/definitions/trip/workflows/a%0Ab", {"json": trip}, 400),
+        ("POST", "/definitions/trip/workflows/" + "k" * 101, {"json": trip}, 400),
+        ("POST", "/definitions/Trip/workflows/k", {"json": trip}, 400),
+        ("POST", "/definitions/nope/workflows/k", {"json": trip}, 404),
+        ("POST", "/definitions/trip/workflows/k?wait=1&wait=2", {"json": trip}, 400),
+        ("POST", "/definitions/trip/workflows/k?wait=31", {"json": trip}, 400),
+        ("POST", "/definitions/trip/workflows/k", {"json": {**trip, "cents": 0}}, 422),
+        ("POST", "/definitions/trip/workflows/k", {"json": {**trip, "to": "J\x00K"}}, 422),
+        ("POST", "/definitions/trip/workflows/k", {"data": "{", "headers": json_type}, 400),
+        ("POST", "/definitions/trip/workflows/k", {"data": "x", "headers": {}}, 415),
+        ("GET", "/definitions/trip/workflows/k?x=1", {}, 400),
+        ("GET", "/definitions/trip?version=0", {}, 400),
+        ("GET", "/definitions/trip?version=x", {}, 400),
+        ("GET", "/definitions/trip?version=1&version=1", {}, 400),
+        ("GET", "/definitions/trip?version=9", {}, 404),
+        ("GET", "/definitions/nope", {}, 404),
+        ("GET", "/definitions?x=1", {}, 400),
+        ("PUT", "/definitions/trip", {"data": "name: trip", "headers": {
+            "Content-Type": "text/plain"}}, 415),
+        ("PUT", "/definitions/trip?x=1", {"data": "name: trip", "headers": yaml_type}, 400),
+        ("PUT", "/definitions/trip", {"data": "a: &x [1]\nb: *x\n", "headers": yaml_type},
+         422),
+        ("PUT", "/definitions/trip", {"data": "name: trip\nname: trip\n",
+                                      "headers": yaml_type}, 422),
+        ("PUT", "/definitions/trip", {"data": b"name: \xff", "headers": yaml_type}, 400),
+        ("PUT", "/definitions/trip", {"data": '{"name": "trip", "name": "trip"}',
+                                      "headers": json_type}, 400),
+        ("PUT", "/definitions/trip", {"data": "x" * (65 * 1024), "headers": yaml_type}, 413),
+        ("PUT", "/definitions/trip", {"data": "name: trip\n", "headers": yaml_type}, 422),
+        ("PUT", "/definitions/order", {"data": "name: trip\n", "headers": yaml_type}, 422),
+        ("POST", "/workflows/00000000-0000-0000-0000-000000000000/signals/approve",
+         {"json": {}}, 404),
+        ("POST", "/workflows/00000000-0000-0000-0000-000000000000/signals/Approve",
+         {"json": {}}, 400),
+        ("POST", "/workflows/00000000-0000-0000-0000-000000000000/signals/approve",
+         {"data": "[]", "headers": json_type}, 422),
+        ("POST", "/workflows/00000000-0000-0000-0000-000000000000/signals/approve",
+         {"data": '{"a": 1, "a": 2}', "headers": json_type}, 400),
+        ("POST", "/workflows/00000000-0000-0000-0000-000000000000/signals/approve",
+         {"data": "{}", "headers": {"Content-Type": "text/plain"}}, 415),
+    ]
+    for method, path, kw, status in cases:
+        r = requests.request(method, f"{url}{path}", timeout=10, **kw)  # type: ignore[arg-type]
+        assert r.status_code == status, (method, path, r.status_code, r.text)
+        _is_problem(r, status)
+    _nothing_started(sqlite_orchestrator)
+    listed = requests.get(f"{url}/definitions", timeout=5).json()["items"]
+    assert {(d["name"], d["version"]) for d in listed} == {("order", 1), ("trip", 1)}

@@ -95,8 +95,9 @@ def test_control_characters_in_text_are_refused(
         **ORDER, "skus": [f"sku{char}1"]}
     r = sqlite_orchestrator.place("o-ctl", body)
     problem = is_problem(r, 422)
-    assert problem["errors"] == [{"path": "address" if field == "address" else "skus[0]",
-                                  "message": problem["detail"]}]
+    path = "address" if field == "address" else "skus[0]"
+    assert problem["errors"] == [{"path": path, "message": "must not hold control characters"}]
+    assert problem["detail"] == f"{path}: must not hold control characters"
     assert workflow_count(sqlite_orchestrator.url) == 0
     assert participants.stats()["effects"]["charge"] == 0
 

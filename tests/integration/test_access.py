@@ -1,6 +1,7 @@
 """Bearer tokens through the Flask app: who may do what, and who a retry records."""
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ def system(tmp_path: Path) -> Iterator[System]:
     yield built
     built.views.close()
     built.workflows.close()
+    built.definitions.close()
 
 
 @pytest.fixture
@@ -63,8 +65,8 @@ def test_a_retry_records_the_operators_token_name_and_reason(
                       **bearer("c-123-0123456789ab")).get_json()["workflowId"]
     # The charge failed once and waits for its next attempt: a retry has something to do.
     system.workflows.change(uuid.UUID(wid), lambda w: w.fail(
-        "charge", 1, "503: busy", retryable=True, uncertain=True, max_attempts=5,
-        retry_at=1e12))
+        system.workflows.definition_of(w), "charge", 1, "503: busy", retryable=True,
+        uncertain=True, max_attempts=5, retry_at=1e12))
     r = client.post(f"/workflows/{wid}/retry?reason=stuck%20since%20noon",
                     **bearer("op-789-0123456789ab"))
     assert r.status_code == 202
@@ -73,3 +75,38 @@ def test_a_retry_records_the_operators_token_name_and_reason(
     assert type(retry).__name__ == "RetryRequested"
     assert (retry.by, retry.reason) == ("alice", "stuck since noon")
     assert "op-789-0123456789ab" not in repr(events)
+
+
+TRIP = {"from": "LHR", "to": "JFK", "dates": {"depart": "2030-06-01", "return": "2030-06-08"},
+        "cents": 250_000}
+CLIENT, OPERATOR = bearer("c-123-0123456789ab"), bearer("op-789-0123456789ab")
+
+
+def test_clients_start_read_and_signal_workflows_and_read_definitions(
+        client: FlaskClient) -> None:
+    started = client.post("/definitions/trip/workflows/t-1", json=TRIP, **CLIENT)
+    assert started.status_code == 202, started.get_data(as_text=True)
+    wid = started.get_json()["workflowId"]
+    assert client.post(f"/workflows/{wid}/signals/approve", json={"by": "ann"},
+                       **CLIENT).status_code == 202
+    for path in ("/definitions", "/definitions/trip", "/definitions/trip?version=1",
+                 "/openapi.json"):
+        assert client.get(path, **CLIENT).status_code == 200, path
+    assert client.get("/definitions/trip/workflows/t-1", **CLIENT).status_code in (200, 404)
+    for path in ("/definitions", "/definitions/trip/workflows/t-1",
+                 f"/workflows/{wid}/signals/approve"):
+        r = client.get(path) if path == "/definitions" else client.post(path, json={})
+        assert r.status_code == 401 and r.mimetype == "application/problem+json", path
+
+
+def test_only_an_operator_registers_a_definition(client: FlaskClient, system: System) -> None:
+    document = dict(system.definitions.get("trip").definition.document)
+    changed = json.dumps({**document, "description": "a new version"})
+    for kw in ({}, CLIENT):
+        r = client.put("/definitions/trip", data=changed, content_type="application/json", **kw)
+        assert r.status_code in (401, 403) and r.mimetype == "application/problem+json"
+    assert system.definitions.get("trip").version == 1
+    r = client.put("/definitions/trip", data=changed, content_type="application/json",
+                   **OPERATOR)
+    assert r.status_code == 201 and r.get_json()["version"] == 2
+    assert system.definitions.get("trip").version == 2

@@ -8,7 +8,13 @@
 - whatever the API accepts is stored unchanged: the aggregate loaded back from the store, the
   state view and the audit trail show the cents, skus and address that were sent;
 - any query of GET /workflows, GET /events and `?wait` gets a 2xx or a 4xx problem document,
-  and a `wait` from 0 to 30 seconds is accepted.
+  and a `wait` from 0 to 30 seconds is accepted;
+- any body sent to PUT /definitions/{name} (a definition document changed in one to three
+  places, as JSON or YAML, or anything else) gets a 2xx or a 4xx problem document; a 4xx
+  registers nothing, a 2xx registers what the answer says;
+- any body sent as a signal gets a 2xx or a 4xx problem document: a plain JSON object is taken
+  (202, or 409 once the wait is over), text with a control character or a lone surrogate is 422;
+- any definition name and key in a start's path is taken or 400.
 
 Bounded: derandomized, 30 to 150 examples a test (PROPERTY_EXAMPLES=10 makes it ten times as
 many), no example database; a few seconds for the module.
@@ -16,6 +22,7 @@ many), no example database; a few seconds for the module.
 from __future__ import annotations
 
 import base64
+import copy
 import itertools
 import json
 import math
@@ -29,13 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from api.app import create_app
-from api.openapi import STATUSES
+from api.errors import Problem
+from api.openapi import FIXED_STATUSES
+from api.requests_parsing import parse_json
 from infrastructure.bootstrap import System, bootstrap
 from tests.fakes import FakeParticipants
 from tests.ops import settings_for
@@ -107,14 +117,13 @@ FIELDS = ("cents", "skus", "address")
 VALID_CENTS = st.integers(1, 10**12)
 VALID_SKUS = st.lists(st.one_of(PLAIN_TEXT, st.just("x" * 100)), min_size=1, max_size=100)
 VALID_ADDRESS = st.one_of(st.text(PLAIN_CHAR, min_size=1, max_size=500), st.just("x" * 500))
-EXTRA_FIELDS = st.dictionaries(PLAIN_TEXT.filter(lambda k: k not in FIELDS), PLAIN_JSON,
-                               max_size=3)
 
 
 @st.composite
 def valid_orders(draw: st.DrawFn) -> dict[str, Any]:
-    """An order that must be accepted: in range, plain text, extra fields (ignored)."""
-    return {**draw(EXTRA_FIELDS), "cents": draw(VALID_CENTS), "skus": draw(VALID_SKUS),
+    """An order that must be accepted: in range, plain text, no other field (the order's
+    input schema has `additionalProperties: false`)."""
+    return {"cents": draw(VALID_CENTS), "skus": draw(VALID_SKUS),
             "address": draw(VALID_ADDRESS)}
 
 
@@ -255,7 +264,9 @@ def in_range(low: int, high: int) -> st.SearchStrategy[str]:
                      NUMBERS)
 
 
+STATUSES = [*FIXED_STATUSES, "CHARGED", "RESERVED", "SHIPPED", "FLIGHT_BOOKED"]
 SEARCH = {"status": st.sampled_from([*STATUSES, "started", ""]), "orderId": ORDER_IDS,
+          "definition": st.sampled_from(["order", "trip", "nope", "Order", ""]), "key": ORDER_IDS,
           "createdAfter": TIMES, "createdBefore": TIMES, "limit": in_range(1, 500),
           "after": CURSORS}
 EVENTS = {"after": in_range(0, 2**62), "limit": in_range(1, 1000)}
@@ -300,7 +311,8 @@ def shorten(sent: object, limit: int = 600) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def assert_2xx_or_problem(r: TestResponse, sent: object) -> None:
+def assert_2xx_or_problem(r: TestResponse, sent: object,
+                          ok: tuple[int, ...] = (200, 202)) -> None:
     """A 2xx, or a 4xx problem document; never a 5xx. What was sent goes into the message:
     with schemathesis's pytest plugin loaded, hypothesis prints a failing example blank."""
     event(f"status {r.status_code}")
@@ -312,7 +324,7 @@ def assert_2xx_or_problem(r: TestResponse, sent: object) -> None:
         assert {"type", "title", "status", "detail"} <= set(problem), (what, problem)
         assert problem["status"] == r.status_code, (what, problem)
     else:
-        assert r.status_code in (200, 202), (what, r.status_code)
+        assert r.status_code in ok, (what, r.status_code)
         assert r.mimetype == "application/json", (what, r.mimetype)
 
 
@@ -323,15 +335,14 @@ def assert_stored_as_sent(client: FlaskClient, system: System, workflow_id: str,
     expected = {field: sent[field] for field in FIELDS}
     what = shorten(expected)
     workflow = system.workflows.load(uuid.UUID(workflow_id))
-    stored = {"cents": workflow.cents, "skus": list(workflow.skus), "address": workflow.address}
-    assert (workflow.order_id, stored) == (order_id, expected), what
-    assert type(workflow.cents) is int, what
+    assert (workflow.definition, workflow.key, workflow.input) == ("order", order_id, sent), what
+    assert type(workflow.input["cents"]) is int, what
     state = client.get(f"/workflows/{workflow_id}").get_json()
     assert (state["workflowId"], state["orderId"]) == (workflow_id, order_id), what
     assert client.get(f"/orders/{order_id}").get_json()["workflowId"] == workflow_id, what
     started = client.get(f"/workflows/{workflow_id}/audit").get_json()["events"][0]
-    assert (started["type"], started["data"]) == ("Started", {"orderId": order_id, **expected}), \
-        what
+    assert started["type"] == "Started", what
+    assert (started["data"]["key"], started["data"]["input"]) == (order_id, expected), what
     again = post_order(client, order_id, encode(sent))
     assert again.status_code == 200, (what, again.get_data(as_text=True)[:300])
     assert again.get_json()["workflowId"] == workflow_id, what
@@ -465,3 +476,176 @@ ORDER = {"cents": 100, "skus": ["a"], "address": "1 Main St"}
 def test_a_wait_from_0_to_30_seconds_is_accepted(client: FlaskClient, wait: str) -> None:
     r = post_order(client, new_order_id(), encode(ORDER), query=f"?wait={wait}")
     assert r.status_code in (200, 202), (wait, r.get_data(as_text=True)[:300])
+
+
+# --- definitions and signals ---------------------------------------------------------------------
+
+BUNDLED = Path(__file__).resolve().parents[2] / "definitions"
+ORDER_DOCUMENT = {**yaml.safe_load((BUNDLED / "order.yaml").read_text(encoding="utf-8")),
+                  "name": "prop-def"}  # a name of its own: the order stays what it is
+DEFINITION_TYPES = st.sampled_from(["application/json", "application/yaml", "text/yaml",
+                                    "application/yaml; charset=utf-8", "text/plain", None])
+
+
+def leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path into a document (a JSON value), containers included."""
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from leaves(v, (*path, i))
+
+
+@st.composite
+def changed_definitions(draw: st.DrawFn) -> Any:
+    """The order's document (renamed) with one to three things changed: a part replaced by
+    anything JSON can hold, a key dropped, a character worth trying slipped into a text."""
+    document: Any = copy.deepcopy(ORDER_DOCUMENT)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(list(leaves(document))))
+        if not path:
+            continue
+        parent = document
+        for part in path[:-1]:
+            parent = parent[part]
+        change = draw(st.sampled_from(["replace", "drop", "slip"]))
+        if change == "replace":
+            parent[path[-1]] = draw(JSON_VALUES)
+        elif change == "drop" and isinstance(parent, dict):
+            del parent[path[-1]]
+        elif isinstance(parent[path[-1]], str):
+            text = parent[path[-1]]
+            at = draw(st.integers(0, len(text)))
+            parent[path[-1]] = text[:at] + draw(NASTY) + text[at:]
+    return document
+
+
+@st.composite
+def definition_bodies(draw: st.DrawFn) -> tuple[bytes, str | None]:
+    content_type = draw(DEFINITION_TYPES)
+    kind = draw(st.sampled_from(["document", "document", "document", "value", "odd"]))
+    if kind == "odd":
+        return draw(odd_bodies()), content_type
+    document = draw(changed_definitions()) if kind == "document" else draw(JSON_VALUES)
+    if content_type and "yaml" in content_type and draw(st.booleans()):
+        try:
+            return yaml.safe_dump(document, allow_unicode=True).encode(
+                "utf-8", "surrogatepass"), content_type
+        except yaml.YAMLError:
+            pass
+    return encode(document, draw(st.booleans())), content_type
+
+
+def latest(client: FlaskClient, name: str) -> int:
+    r = client.get(f"/definitions/{name}")
+    return int(r.get_json()["version"]) if r.status_code == 200 else 0
+
+
+@bounded(120)
+@given(sent=definition_bodies())
+def test_any_definition_body_gets_a_2xx_or_a_problem_and_a_4xx_registers_nothing(
+        client: FlaskClient, sent: tuple[bytes, str | None]) -> None:
+    body, content_type = sent
+    before = latest(client, "prop-def")
+    headers = {"Content-Type": content_type} if content_type else {}
+    r = client.put("/definitions/prop-def", data=body, headers=headers)
+    assert_2xx_or_problem(r, sent, ok=(200, 201))
+    if r.status_code >= 400:
+        assert latest(client, "prop-def") == before, (shorten(sent), r.get_data(as_text=True))
+        if r.status_code == 422:
+            errors = r.get_json()["errors"]
+            assert errors and all(e["path"] and e["message"] for e in errors), errors
+    else:
+        assert r.status_code in (200, 201)
+        assert r.get_json()["version"] == latest(client, "prop-def") == before + (
+            r.status_code == 201)
+
+
+def test_the_order_s_own_document_is_registered_once(client: FlaskClient) -> None:
+    text = json.dumps({**ORDER_DOCUMENT, "name": "prop-same"})
+    first = client.put("/definitions/prop-same", data=text, content_type="application/json")
+    again = client.put("/definitions/prop-same", data=text, content_type="application/json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.get_json() == again.get_json()
+
+
+TRIP = {"from": "LHR", "to": "JFK", "dates": {"depart": "2030-06-01", "return": "2030-06-08"},
+        "cents": 250_000}
+SIGNAL_BODIES = st.one_of(
+    st.builds(encode, st.one_of(st.dictionaries(PLAIN_TEXT, PLAIN_JSON, max_size=3),
+                                st.dictionaries(ANY_TEXT, JSON_VALUES, max_size=3),
+                                JSON_VALUES), st.booleans()),
+    not_strict_json(), odd_bodies())
+
+
+def plain(value: Any) -> bool:
+    """No control character and no lone surrogate in any key or text."""
+    if isinstance(value, str):
+        return not re.search(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]", value)
+    if isinstance(value, dict):
+        return all(plain(k) and plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(map(plain, value))
+    return True
+
+
+@bounded(60)
+@given(body=SIGNAL_BODIES, name=st.sampled_from(["approve", "deny", "approval", "Approve"]))
+def test_any_signal_gets_a_2xx_or_a_problem_document(client: FlaskClient, body: bytes,
+                                                     name: str) -> None:
+    key = new_order_id()
+    started = client.post(f"/definitions/trip/workflows/{key}", json=TRIP)
+    assert started.status_code == 202, started.get_data(as_text=True)
+    r = client.post(f"/workflows/{started.get_json()['workflowId']}/signals/{name}", data=body,
+                    headers={"Content-Type": "application/json"})
+    assert_2xx_or_problem(r, (name, body))
+    what = (name, shorten(body), r.get_data(as_text=True)[:300])
+    if name == "Approve":
+        assert r.status_code == 400, what
+        return
+    try:
+        sent = parse_json(body)  # as strictly as the API reads it
+    except Problem:
+        assert r.status_code == 400, what
+        return
+    if not isinstance(sent, dict) or not plain(sent):
+        assert r.status_code == 422, what
+    else:  # the trip has just started: its wait is still to come
+        assert r.status_code == (422 if name == "approval" else 202), what
+
+
+VALID_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+PATH_TEXT = st.one_of(
+    st.sampled_from(["trip", "order", "nope", "Trip", "a" * 63, "a" * 64, "-a", "a_b", ""]),
+    st.lists(st.one_of(NASTY, st.sampled_from("/?#&%+ .a-_Z9"), st.characters()), min_size=1,
+             max_size=40).map("".join))
+
+
+@bounded(100)
+@given(name=PATH_TEXT, key=ORDER_ID_TEXT)
+def test_a_definition_name_and_a_key_are_taken_or_400(client: FlaskClient, name: str,
+                                                      key: str) -> None:
+    def quote(text: str) -> str:
+        return urllib.parse.quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+    path = f"/definitions/{quote(name)}/workflows/{quote(key)}"
+    posted = client.post(path, json=TRIP)
+    read = client.get(path)
+    if "//" in f"/{name}/workflows/{key}/":
+        # an empty path segment once decoded: the router redirects to the path without it
+        assert posted.status_code < 500 and read.status_code < 500
+        return
+    assert_2xx_or_problem(posted, (name, key))
+    assert_2xx_or_problem(read, (name, key))
+    valid_name = bool(VALID_NAME.fullmatch(name))
+    valid_key = bool(VALID_ORDER_ID.fullmatch(key)) and key.strip(".") != ""
+    if not name or "/" in name:
+        assert posted.status_code in (400, 404, 405), (name, posted.get_data(as_text=True))
+    elif not (valid_name and valid_key):
+        assert posted.status_code == 400, (name, key, posted.get_data(as_text=True))
+    elif name != "trip":
+        assert (posted.status_code, read.status_code) == (404, 404) or name == "order"
+    else:
+        assert posted.status_code in (200, 202, 409), (key, posted.get_data(as_text=True))
