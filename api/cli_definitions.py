@@ -18,7 +18,6 @@ import yaml
 from eventsourcing.persistence import PersistenceError
 
 from api.cli_format import table
-from api.requests_parsing import unstorable_text
 from application.definitions import DefinitionNotFound, Definitions, Version
 from application.definitions_files import load_definition_text
 from domain.definitions import Definition, DefinitionInvalid, compile_definition
@@ -61,9 +60,6 @@ def _compile(path: Path) -> tuple[dict[str, Any] | None, Definition | None, list
         return None, None, ["(document): not UTF-8 text"]
     try:
         document = load_definition_text(text)
-        unreadable = unstorable_text(document)
-        if unreadable:
-            raise DefinitionInvalid(unreadable)
         return document, compile_definition(document), []
     except DefinitionInvalid as e:
         return None, None, [str(error) for error in e.errors]

@@ -95,9 +95,6 @@ def _named(document: Any, name: str) -> None:
     if not isinstance(document, dict):
         raise DefinitionInvalid([DefinitionError(
             "(document)", "the top level must be a mapping (a JSON object)")])
-    unreadable = parse.unstorable_text(document)
-    if unreadable:
-        raise DefinitionInvalid(unreadable)
     if document.get("name") == name:
         return
     errors = [DefinitionError("name", f"must be {name!r}, the name in the path")]

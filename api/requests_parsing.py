@@ -16,8 +16,6 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import Problem
-from domain.definitions import DefinitionError
-from domain.definitions.errors import format_path
 from domain.definitions.language import MAX_DEPTH as DEFINITION_MAX_DEPTH
 
 ORDER_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -200,38 +198,3 @@ def timestamp(args: dict[str, str], name: str) -> str | None:
     except (ValueError, OverflowError):
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
                       f"{name} must be an ISO 8601 time between years 1 and 9999") from None
-
-
-def unstorable_text(document: Any) -> list[DefinitionError]:
-    """An error for each key and text of the document that holds a lone surrogate (valid as a
-    JSON escape, but no UTF-8 can carry it: it could be neither hashed nor stored)."""
-    return [DefinitionError(format_path(path), "must be valid Unicode text (no lone surrogates)")
-            for path in _lone_surrogates(document, ())]
-
-
-def _lone_surrogates(value: Any, path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
-    """The paths of the keys and texts in `value` that UTF-8 cannot encode."""
-    found: list[tuple[str | int, ...]] = []
-    stack: list[tuple[tuple[str | int, ...], Any]] = [(path, value)]
-    while stack:  # iterative: no recursion limit to meet, however deep the document
-        where, item = stack.pop()
-        if isinstance(item, str):
-            if not _encodable(item):
-                found.append(where)
-        elif isinstance(item, dict):
-            for name, inner in item.items():
-                if not _encodable(name):
-                    found.append((*where, name.encode("utf-8", "replace").decode()))
-                else:
-                    stack.append(((*where, name), inner))
-        elif isinstance(item, list):
-            stack.extend(((*where, i), inner) for i, inner in enumerate(item))
-    return sorted(found, key=str)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -12,7 +12,6 @@ from api import requests_parsing as parse
 from api.errors import Problem
 from api.orders import ORDER
 from application.views import Search
-from application.workflows import InvalidInput, _text_errors
 from domain.workflow import TERMINAL
 
 bp = Blueprint("workflows", __name__)
@@ -109,8 +108,5 @@ def signal(raw_id: str, raw_signal: str) -> tuple[Response, int]:
     name = parse.signal_name(raw_signal)
     parse.query(set())
     body = parse.json_object()
-    errors = list(_text_errors(body, ""))
-    if errors:
-        raise InvalidInput(errors)
     _system().workflows.signal(wid, name, body)
     return jsonify({"workflowId": str(wid), "accepted": "signal", "signal": name}), 202

@@ -59,13 +59,18 @@ class Definitions(Application[uuid.UUID]):
         self._latest: dict[str, tuple[int, int]] = {}  # name -> (store head, latest version)
         self._lock = threading.Lock()
 
-    def register(self, document: dict[str, Any]) -> Registration:
+    def register(self, document: dict[str, Any], known: bool = False) -> Registration:
         """Validates and registers the document as its name's next version (identical content
-        again changes nothing). Raises DefinitionInvalid with every error; then nothing is
-        registered."""
+        again changes nothing). With `known`, content that is any version already changes
+        nothing either: what a process applies from its folder at start must not undo a
+        version registered since (by PUT or `definitions apply`). Raises DefinitionInvalid with
+        every error; then nothing is registered."""
         definition = compile_definition(document)
         for _ in range(20):  # another process may register the same name at the same time
             history = self._history(definition.name) or DefinitionVersions(definition.name)
+            shas = [sha for sha, _ in history.versions]
+            if known and definition.sha256 in shas:
+                return Registration(definition.name, shas.index(definition.sha256) + 1, False)
             version = history.register(definition.sha256, dict(definition.document))
             if version is None:
                 return Registration(definition.name, history.latest, created=False)

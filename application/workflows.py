@@ -138,7 +138,11 @@ class Workflows(Application[uuid.UUID]):
         return self.definitions.shape(name, version)
 
     def signal(self, workflow_id: uuid.UUID, name: str, body: dict[str, Any]) -> int | None:
-        """Delivers a signal to the workflow's wait (kept if it comes early; recorded once)."""
+        """Delivers a signal to the workflow's wait (kept if it comes early; recorded once).
+        Its body's text is held to the rules of a start's input (InvalidInput)."""
+        errors = list(_text_errors(body, ""))
+        if errors:
+            raise InvalidInput(errors)
         return self.change(workflow_id, lambda w: w.signal(self.definition_of(w), name, body))
 
     def load(self, workflow_id: uuid.UUID) -> Workflow:

@@ -159,12 +159,14 @@ def definitions_env(settings: Settings, env: dict[str, str]) -> dict[str, str]:
 
 
 def apply_definitions(definitions: Definitions, folder: Path) -> list[Registration]:
-    """Registers every `*.yaml` of the folder (a version only where its content changed);
+    """Registers every `*.yaml` of the folder whose content is no version yet (so a version
+    registered since, by PUT or `definitions apply`, stays the latest when a process starts);
     one that does not validate stops the process, naming the file and each error."""
     done = []
     for path in sorted(folder.glob("*.yaml")):
         try:
-            done.append(definitions.register(load_definition_text(path.read_text("utf-8"))))
+            document = load_definition_text(path.read_text("utf-8"))
+            done.append(definitions.register(document, known=True))
         except DefinitionInvalid as e:
             raise SettingsError(f"DEFINITIONS_DIR: {path} is not a valid definition: "
                                 + "; ".join(f"{x.path}: {x.message}" for x in e.errors)) from None

@@ -27,7 +27,8 @@ def sha256_of(document: Any) -> str:
 
 
 def json_problems(document: Any) -> list[tuple[Path, str]]:
-    """Where `document` is not plain JSON (a non-string key, a date, NaN) or nests deeper than
+    """Where `document` is not plain JSON (a non-string key, a date, NaN, text no UTF-8 can
+    carry) or nests deeper than
     MAX_DEPTH levels. Iterative, so a deep document cannot exhaust the stack."""
     found: list[tuple[Path, str]] = []
     stack: list[tuple[Path, Any]] = [((), document)]
@@ -39,12 +40,29 @@ def json_problems(document: Any) -> list[tuple[Path, str]]:
             for name, item in value.items():
                 if not isinstance(name, str):
                     found.append(((*path, str(name)), "a key must be a string"))
+                elif not _encodable(name):
+                    found.append(((*path, name.encode("utf-8", "replace").decode()), UNSTORABLE))
                 else:
                     stack.append(((*path, name), item))
         elif isinstance(value, list):
             stack.extend(((*path, i), item) for i, item in enumerate(value))
+        elif isinstance(value, str) and not _encodable(value):
+            found.append((path, UNSTORABLE))
         elif isinstance(value, float) and not math.isfinite(value):
             found.append((path, f"{value} is not a JSON number"))
         elif not (value is None or isinstance(value, (str, int, float, bool))):
             found.append((path, f"a {type(value).__name__} is not a JSON value"))
     return found
+
+
+# A lone surrogate is a valid JSON escape, but no UTF-8 can carry it: it could be neither
+# hashed nor stored.
+UNSTORABLE = "must be valid Unicode text (no lone surrogates)"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

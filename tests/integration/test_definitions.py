@@ -93,3 +93,22 @@ def test_an_unknown_version_is_not_found(registry: Definitions) -> None:
         registry.get("order", 2)
     with pytest.raises(DefinitionNotFound):
         registry.get("trip")
+
+
+def test_a_process_starting_does_not_undo_a_version_registered_since(
+        registry: Definitions, tmp_path: Path) -> None:
+    """The folder applied at start holds version 1; version 2 came by PUT. A process that
+    starts afterwards leaves version 2 the latest."""
+    from infrastructure.bootstrap import apply_definitions
+
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "order.yaml").write_text(yaml.safe_dump(ORDER))
+    assert [r.version for r in apply_definitions(registry, folder)] == [1]
+    registry.register(with_fourth_step())
+
+    again = apply_definitions(registry, folder)
+
+    assert [(r.version, r.created) for r in again] == [(1, False)]
+    assert registry.get("order").version == 2
+    assert registry.register(ORDER).version == 3  # an explicit apply still goes back
