@@ -6,7 +6,6 @@ MAX_DEPTH, invalid UTF-8), a repeated or control-character query parameter, a ti
 the calendar. Each is a 4xx, never a 5xx further in."""
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import Problem
+from application import strict_json
 from domain.definitions.language import MAX_DEPTH as DEFINITION_MAX_DEPTH
 
 ORDER_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -111,44 +111,15 @@ def _body() -> bytes:
 
 
 def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys (two readers could take different values), no
-    NaN or Infinity, at most `max_depth` levels of nesting."""
+    """Strict JSON (application.strict_json) in UTF-8, or a 400 that says what is wrong."""
     try:
-        text = raw.decode("utf-8")
-        _check_depth(text, max_depth)
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except _Refused as e:
-        raise Problem(400, "malformed-json", "Malformed JSON", str(e)) from None
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        return strict_json.loads(raw.decode("utf-8"), max_depth)
+    except UnicodeDecodeError:
         raise Problem(400, "malformed-json", "Malformed JSON",
-                      "the body is not valid JSON") from None
-
-
-class _Refused(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _Refused(f"the key {json.dumps(key)[:100]} appears twice in one object")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number")
-
-
-def _check_depth(text: str, max_depth: int) -> None:
-    """Refuses nesting past `max_depth` before the parser recurses into it. Brackets inside
-    strings count too: a cheap over-estimate that no sane body reaches."""
-    depth = 0
-    for match in re.finditer(r"[\[\]{}]", text):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > max_depth:
-            raise _Refused(f"the body nests deeper than {max_depth} levels")
+                      "the body is not UTF-8") from None
+    except strict_json.NotStrictJson as e:
+        raise Problem(400, "malformed-json", "Malformed JSON",
+                      f"the body is not strict JSON: {e}") from None
 
 
 def query(allowed: set[str]) -> dict[str, str]:

@@ -19,15 +19,14 @@ JSON, because YAML 1.1 reads some JSON differently (`1e5` is a string there).
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from application import strict_json
 from domain.definitions import Definition, DefinitionError, DefinitionInvalid, compile_definition
-from domain.definitions.canonical import json_problems
 from domain.definitions.language import MAX_DEPTH
 
 MAX_TEXT = 1_000_000
@@ -97,28 +96,10 @@ def _yaml(text: str) -> Any:
 
 
 def _json(text: str) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for name, value in pairs:
-            if name in found:
-                raise ValueError(f"duplicate key {name!r}")
-            found[name] = value
-        return found
-
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
     try:
-        document = json.loads(text.lstrip("\ufeff"), object_pairs_hook=no_duplicates,
-                              parse_constant=no_constant)
-    except json.JSONDecodeError as error:
-        raise _invalid(f"line {error.lineno}, column {error.colno}: {error.msg}") from None
-    except ValueError as error:
+        return strict_json.loads(text.lstrip("\ufeff"), MAX_DEPTH)
+    except strict_json.NotStrictJson as error:
         raise _invalid(str(error)) from None
-    deep = [path for path, message in json_problems(document) if "nested" in message]
-    if deep:
-        raise _invalid(f"nested deeper than {MAX_DEPTH} levels")
-    return document
 
 
 def _node_problems(root: Node) -> list[str]:

@@ -414,7 +414,7 @@ def test_yaml_booleans_and_dates_are_json_like() -> None:
     ("- a\n- b\n", "top level must be a mapping"),
     ("just text", "top level must be a mapping"),
     ("a: 1\nb: 2\na: 3\n", "line 3: duplicate key 'a' (first at line 1)"),
-    ('{"a": 1, "a": 2}', "duplicate key 'a'"),
+    ('{"a": 1, "a": 2}', 'the key "a" appears twice in one object'),
     ("a: &x [1, 2]\nb: *x\n", "anchors and aliases"),
     ("a: &x\n  b: *x\n", "anchors and aliases"),
     ("base: &b {x: 1}\nc:\n  <<: *b\n", "merge keys"),
