@@ -27,6 +27,7 @@ from application.projection_status import projection_status
 from application.rebuild import Rebuild, RebuildBusy
 from application.views import Search
 from application.workflows import WorkflowNotFound
+from domain.definitions.language import STATUS_NAME
 from domain.workflow import TERMINAL, InvalidTransition, Workflow
 from infrastructure.settings import SettingsError, load
 
@@ -38,7 +39,7 @@ FINAL = tuple(s for s in TERMINAL if s != "COMPENSATION_FAILED")  # nothing to r
 
 def _status(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A status as definitions name them (A-Z, 0-9, _)."""
-    if value is not None and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,62}", value):
+    if value is not None and not re.fullmatch(STATUS_NAME, value):
         raise click.BadParameter("a status is A-Z, 0-9 and _ (COMPLETED, CHARGED, ...)")
     if param.name == "status" and ctx.info_name == "retry" and value in FINAL:
         raise click.BadParameter(f"{value} workflows are finished: nothing to retry")

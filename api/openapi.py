@@ -19,11 +19,12 @@ from functools import lru_cache
 from typing import Any
 
 from domain.definitions import Definition
+from domain.definitions.language import STATUS_NAME
 
 # The statuses every workflow may have; a definition's steps add their own.
 FIXED_STATUSES = ["STARTED", "WAITING", "COMPLETED", "COMPENSATING", "FAILED",
                   "COMPENSATION_FAILED", "CANCELLED"]
-STATUS_PATTERN = r"^[A-Z][A-Z0-9_]{0,62}$"
+STATUS_PATTERN = STATUS_NAME  # as the definition language names statuses
 DEFINITION_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 SIGNAL_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 

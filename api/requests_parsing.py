@@ -16,20 +16,22 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import Problem
 from application import strict_json
+from application.workflows import CONTROL
+from domain.definitions import language
 from domain.definitions.language import MAX_DEPTH as DEFINITION_MAX_DEPTH
 
 ORDER_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
-DEFINITION_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")  # as the definition language says
-SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+# Names as the definition language defines them.
+DEFINITION_NAME = re.compile(language.DEFINITION_NAME)
+SIGNAL_NAME = re.compile(language.STEP_NAME)
+STATUS_NAME = re.compile(language.STATUS_NAME)
 DEFINITION_TYPES = ("application/json", "application/yaml", "text/yaml")
 MAX_DEPTH = 32  # far more than any order needs; deep enough nesting crashes a parser
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def order_id(raw: str) -> str:
-    """The order id of the path: 1..100 of A-Z a-z 0-9 . _ - and not only dots (`..` would
-    read as a path step to any proxy or log reader)."""
-    if not ORDER_ID.fullmatch(raw) or not raw.strip("."):
+    """The order id of the path: a key (see `key`), under the order saga's own name."""
+    if not _is_key(raw):
         raise Problem(400, "invalid-order-id", "Invalid order id",
                       "an order id is 1 to 100 characters of A-Z a-z 0-9 . _ -, "
                       "not only dots")
@@ -39,10 +41,16 @@ def order_id(raw: str) -> str:
 def key(raw: str) -> str:
     """A workflow's business key, in a path or a query: as an order id (it is one for the
     order saga): 1..100 of A-Z a-z 0-9 . _ - and not only dots."""
-    if not ORDER_ID.fullmatch(raw) or not raw.strip("."):
+    if not _is_key(raw):
         raise Problem(400, "invalid-key", "Invalid key",
                       "a key is 1 to 100 characters of A-Z a-z 0-9 . _ -, not only dots")
     return raw
+
+
+def _is_key(raw: str) -> bool:
+    """1..100 of A-Z a-z 0-9 . _ - and not only dots (`..` would read as a path step to any
+    proxy or log reader)."""
+    return bool(ORDER_ID.fullmatch(raw)) and bool(raw.strip("."))
 
 
 def definition_name(raw: str) -> str:

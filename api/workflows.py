@@ -2,7 +2,6 @@
 operator's retry and cancel."""
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from typing import Any
 
@@ -16,8 +15,6 @@ from domain.workflow import TERMINAL
 
 bp = Blueprint("workflows", __name__)
 FIXED_STATUSES = ("STARTED", "WAITING", "COMPENSATING", *TERMINAL)
-STATUS = re.compile(r"[A-Z][A-Z0-9_]{0,62}")
-DEFINITION = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
 def _system() -> Any:
@@ -54,12 +51,12 @@ def search() -> Response:
     args = parse.query({"status", "definition", "key", "orderId", "createdAfter",
                         "createdBefore", "limit", "after"})
     status = args.get("status")
-    if status is not None and not STATUS.fullmatch(status):
+    if status is not None and not parse.STATUS_NAME.fullmatch(status):
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
                       f"status must be one of {', '.join(FIXED_STATUSES)} or a step's status "
                       "(A-Z, 0-9 and _)")
     definition, key = args.get("definition"), args.get("key")
-    if definition is not None and not DEFINITION.fullmatch(definition):
+    if definition is not None and not parse.DEFINITION_NAME.fullmatch(definition):
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
                       "definition must be a definition's name")
     if "orderId" in args:  # the order saga's own filter: its definition and key
