@@ -8,9 +8,10 @@ import hmac
 from flask import Flask, g, request
 
 from api.errors import Problem
+from console import is_console
 from infrastructure.settings import Settings
 
-OPEN = {"/health", "/ready", "/metrics"}
+OPEN = {"/", "/health", "/ready", "/metrics"}  # "/": a browser is sent to the console
 OPERATOR_ONLY = {"workflows.retry", "workflows.cancel", "workflows.search", "events.feed",
                  "definitions.apply"}
 
@@ -31,7 +32,7 @@ def install_access(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _check() -> None:
         g.caller, g.role = "anonymous", "operator"
-        if not settings.auth_enabled or request.path in OPEN:
+        if not settings.auth_enabled or request.path in OPEN or is_console(request.path):
             return
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")

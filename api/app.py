@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+import console
 from api import errors
 from api.access import install_access
 from api.limits import MAX_BODY
@@ -27,6 +28,7 @@ def create_app(system: System, max_waiting: int | None = None) -> Flask:
     install_waiter(app, system, max_waiting)
     errors.register(app)
     install_access(app, system.settings)
+    console.install(app, system)
     for blueprint in (orders.bp, definitions.bp, workflows.bp, events.bp, operations.bp):
         app.register_blueprint(blueprint)
     return app

@@ -212,6 +212,14 @@ class WorkflowViews(Protocol):
         """State views matching the query, newest first."""
         ...
 
+    def counts(self, definition: str | None = None) -> dict[str, int]:
+        """How many workflows are in each status, of one definition or of all."""
+        ...
+
+    def version_counts(self, definition: str) -> dict[int, dict[str, int]]:
+        """How many of a definition's workflows are in each status, per version."""
+        ...
+
     def ping(self) -> None:
         """Raises when the database cannot be reached."""
         ...

@@ -43,6 +43,7 @@ class Settings:
     log_json: bool = True
     shards: int = 16
     definitions_dir: Path | None = None  # None: the bundled definitions
+    console_secret: str | None = None  # signs console sessions; None: derived (see console)
 
     def participant_url(self, name: str) -> str | None:
         """The participant's base URL: its <NAME>_URL, else the demo participants' for the
@@ -122,7 +123,15 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         log_json=env.get("LOG_FORMAT", "json") != "text",
         shards=_int(env, "WORKER_SHARDS", 16, 1, 1024),
         definitions_dir=Path(directory) if directory else None,
+        console_secret=_secret(env, "CONSOLE_SECRET"),
     )
+
+
+def _secret(env: Mapping[str, str], var: str) -> str | None:
+    value = env.get(var) or None
+    if value is not None and len(value) < 32:
+        raise SettingsError(f"{var} must be at least 32 characters (it signs sessions)")
+    return value
 
 
 def _url(var: str, value: str) -> str:

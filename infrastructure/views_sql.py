@@ -240,6 +240,29 @@ class SqlViews:
         more = len(rows) > query.limit
         return Page(items, encode_cursor(items[-1]) if more and items else None)
 
+    def counts(self, definition: str | None = None) -> dict[str, int]:
+        """How many workflows are in each status, of one definition or of all."""
+        where, params = ("WHERE definition = ?", [definition]) if definition else ("", [])
+        with self.reading() as cur:
+            cur.execute(self._sql(
+                f"SELECT status, COUNT(*) FROM workflow_state {where} GROUP BY status"), params)
+            return {status: int(n) for status, n in cur.fetchall()}
+
+    def version_counts(self, definition: str) -> dict[int, dict[str, int]]:
+        """How many of a definition's workflows are in each status, per version. The version
+        lives only in the view's JSON: this reads every row of the definition (a page an
+        operator opens, not a path the API serves)."""
+        version = ("json_extract(view, '$.definitionVersion')" if self.dialect == "sqlite"
+                   else "(view::jsonb ->> 'definitionVersion')")
+        found: dict[int, dict[str, int]] = {}
+        with self.reading() as cur:
+            cur.execute(self._sql(
+                f"SELECT {version}, status, COUNT(*) FROM workflow_state WHERE definition = ? "
+                f"GROUP BY 1, 2"), [definition])
+            for number, status, n in cur.fetchall():
+                found.setdefault(int(number), {})[status] = int(n)
+        return found
+
     def ping(self) -> None:
         """Reads each table the views serve from: raises unless all of them answer (a
         database that answers without our tables, say a deleted file reopened empty, is not

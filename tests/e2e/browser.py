@@ -1,0 +1,89 @@
+"""A real browser for the console's tests: Debian's Chromium, headless, driven by selenium
+through Debian's chromedriver (no browser is ever downloaded).
+
+Outside CI a machine without them skips the browser tests and says why; in CI (.ci/run
+installs both) their absence fails. Each test's last page is saved as a screenshot under
+SCREENSHOT_DIR (build/screenshots by default), from which the README's pictures are chosen.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMEDRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "build/screenshots"))
+
+
+def _first(paths: tuple[str, ...], name: str) -> str | None:
+    found = next((p for p in paths if Path(p).exists()), None)
+    return found or shutil.which(name)
+
+
+def missing() -> str | None:
+    """Why no browser test can run here, or None."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    if _first(CHROMIUM, "chromium") is None:
+        return "no Chromium (apt-get install chromium chromium-driver)"
+    if _first(CHROMEDRIVER, "chromedriver") is None:
+        return "no chromedriver (apt-get install chromium-driver)"
+    return None
+
+
+def require_browser() -> None:
+    why = missing()
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires the browser tests: {why}")
+    pytest.skip(f"browser tests skipped: {why}")
+
+
+def start(width: int = 1280, height: int = 1000) -> Any:
+    """A headless Chromium session; the caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = _first(CHROMIUM, "chromium") or ""
+    profile = tempfile.mkdtemp(prefix="console-browser-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-extensions",
+                 f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    service = Service(executable_path=_first(CHROMEDRIVER, "chromedriver"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.implicitly_wait(0)
+    return driver
+
+
+def screenshot(driver: Any, name: str) -> Path:
+    """Saves the whole page (as tall as its content) as SCREENSHOTS/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], min(max(int(height), 600), 4000))
+    driver.save_screenshot(str(path))
+    driver.set_window_size(size["width"], size["height"])
+    return path
+
+
+def until(driver: Any, check: Callable[[Any], Any], timeout: float = 30,
+          what: str = "the page") -> Any:
+    """Waits for `check(driver)` to be truthy, reloading nothing: the page's own refresh, or
+    the caller's navigation, brings the change."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        check, message=f"timed out waiting for {what}")
