@@ -115,3 +115,44 @@ class ApiClient:
             took.append(time.perf_counter() - started)
             r.raise_for_status()
         return took
+
+    def paired_latencies(self, paths: tuple[str, str], rounds: int, budget_s: float,
+                         tick: Callable[[int], None] = lambda n: None,
+                         ) -> tuple[list[list[float]], list[Counter[int]], list[int]]:
+        """Seconds per GET of each of two paths, alternating (one of each per round, so that
+        drift over the run falls on both alike), one thread, each whole body read, redirects
+        not followed; after one unmeasured GET of each (the first renders compile templates).
+        Stops after `rounds` rounds or once `budget_s` has passed. Returns per path the
+        latencies of its 200 answers, the count of every other status (0: no answer) and the
+        size in bytes of its last 200 answer's body."""
+        s = self.session()
+        took: list[list[float]] = [[], []]
+        other: list[Counter[int]] = [Counter(), Counter()]
+        size = [0, 0]
+
+        def get(i: int) -> tuple[float, int]:
+            started = time.perf_counter()
+            try:
+                r = s.get(f"{self.base}{paths[i]}", timeout=30, allow_redirects=False)
+                body = r.content  # the whole body, as a browser waits for it
+            except requests.RequestException:
+                return time.perf_counter() - started, 0
+            if r.status_code == 200:
+                size[i] = len(body)
+            return time.perf_counter() - started, r.status_code
+
+        for i in (0, 1):
+            if (code := get(i)[1]) != 200:
+                other[i][code] += 1
+        deadline = time.perf_counter() + budget_s
+        for _ in range(rounds):
+            for i in (0, 1):
+                seconds, code = get(i)
+                if code == 200:
+                    took[i].append(seconds)
+                else:
+                    other[i][code] += 1
+            tick(2)
+            if time.perf_counter() > deadline:
+                break
+        return took, other, size

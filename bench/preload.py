@@ -3,7 +3,9 @@ aggregates per save, instead of through the HTTP API (100,000 orders would take 
 
 Each workflow is driven to COMPLETED by its own aggregate, pinned to the `order` definition's
 latest registered version (`advance()` plans the due calls, `succeed()` records each with what
-its step keeps), so its events are exactly those a real run records. As every preloaded
+its step keeps), so its events are exactly those a real run records. One more, the long
+workflow, has about 200 events: its first call fails retryably ~195 times before it succeeds
+(the console's workflow page is measured on it). As every preloaded
 workflow is finished, the orchestrator's shard positions are set to the store's head: what a
 running system that had finished them would have recorded. The projection is left at 0; the
 system builds the views itself when it starts (see `wait_caught_up`).
@@ -22,11 +24,15 @@ from infrastructure.settings import Settings, load
 PROJECTION = "workflow_views"
 
 
+LONG_EVENTS = 200  # the long workflow's events: Started, failures, 3 successes, Completed
+
+
 @dataclass
 class Preloaded:
-    workflow_ids: list[str]
+    workflow_ids: list[str]  # the `count` ordinary workflows (not the long one)
     head: int  # the store's last notification id
     seconds: float
+    long_workflow_id: str  # a completed workflow with LONG_EVENTS events
 
 
 def settings_for(url: str) -> Settings:
@@ -49,6 +55,36 @@ def completed_workflow(order_id: str, definition: Definition, version: int) -> W
     return workflow
 
 
+def long_workflow(order_id: str, definition: Definition, version: int,
+                  events: int = LONG_EVENTS) -> Workflow:
+    """A completed workflow of `events` events (at least 5): its first call fails retryably
+    (a 503) until the events left are those of the successes, then everything succeeds."""
+    workflow = Workflow(definition="order", definition_version=version, key=order_id,
+                        input={"cents": 1234, "skus": ["sku-1", "sku-2"],
+                               "address": "1 Main St"})
+    now = workflow.created_on.timestamp()
+    successes = len(completed_workflow(f"{order_id}-probe", definition, version)
+                    .collect_events()) - 1  # those after Started: the calls', and Completed
+    failures = max(0, events - 1 - successes)
+    flaky: str | None = None
+    while (plan := workflow.advance(definition, now)).dues:
+        for due in plan.dues:
+            flaky = flaky or due.action
+            if due.action == flaky and failures:
+                failures -= 1
+                now += 1.0
+                workflow.fail(definition, due.action, due.attempt,
+                              error="HTTP 503 from payment: Service Unavailable",
+                              retryable=True, uncertain=False, max_attempts=events + 1,
+                              retry_at=now)
+                continue
+            kept = dict.fromkeys(due.keeps.keep if due.keeps else (), f"{due.action}-{order_id}")
+            workflow.succeed(definition, due.action, due.attempt, kept)
+    if workflow.status != "COMPLETED":
+        raise RuntimeError(f"{order_id} ended {workflow.status}, not COMPLETED")
+    return workflow
+
+
 def preload(url: str, count: int, prefix: str, batch: int = 500,
             tick: Callable[[int], None] = lambda n: None) -> Preloaded:
     """Stores `count` completed workflows, `batch` aggregates per transaction."""
@@ -64,12 +100,14 @@ def preload(url: str, count: int, prefix: str, batch: int = 500,
             system.workflows.save(*workflows)
             ids.extend(str(w.id) for w in workflows)
             tick(len(workflows))
+        long = long_workflow(f"{prefix}-long", order.definition, order.version)
+        system.workflows.save(long)
         head = system.workflows.recorder.max_notification_id() or 0
         for shard in range(settings.shards):
             system.views.set_position(shard_name(shard), head)
     finally:
         system.stop()
-    return Preloaded(ids, head, time.perf_counter() - started)
+    return Preloaded(ids, head, time.perf_counter() - started, str(long.id))
 
 
 def wait_caught_up(url: str, head: int, since: float, timeout_s: float,

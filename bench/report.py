@@ -34,6 +34,16 @@ GROWTH_COLUMNS = [
     ("rebuild ev/s", "rebuild_events_per_s", ".0f"),
     ("replay s", "audit_replay_s", ".1f"),
 ]
+CONSOLE_PAIRS = [  # (title, console key, API key): the console's page, the API's same data
+    ("list", "console_list", "api_list"),
+    ("workflow (200 events)", "console_workflow", "api_audit"),
+]
+CONSOLE_COLUMNS = [
+    ("console p50", "console_p50", ".1f"), ("api p50", "api_p50", ".1f"),
+    ("x api", "x_p50", ".2f"), ("console p99", "console_p99", ".1f"),
+    ("api p99", "api_p99", ".1f"), ("x api", "x_p99", ".2f"), ("samples", "n", "d"),
+    ("page KiB", "kib", ".0f"),
+]
 
 
 def finish(rows: list[Row], growth: list[Row]) -> None:
@@ -91,9 +101,43 @@ def table(rows: list[Row], calm: list[Row], growth: list[Row], meta: dict[str, A
             for key in ("rebuild_note", "audit_replay_note", "error"):
                 if g.get(key):
                     lines.append(f"  {g['backend']} {g['stored']:,}: {g[key]}")
+        lines += console_table(growth)
     lines += ["", *[f"target: {t}" for t in targets(rows, growth)]]
     lines += [f"note: {n}" for n in meta.get("notes", [])]
     return "\n".join(lines)
+
+
+def console_table(growth: list[Row]) -> list[str]:
+    """The console's pages against the API's answers for the same data, ms, per growth row;
+    `x api` is the console's figure over the API's."""
+    measured = [g for g in growth if any(f"{c}_n" in g for _, c, _ in CONSOLE_PAIRS)]
+    if not measured:
+        return []
+    lines = ["", f"{'console vs API, ms':<44}{_titles(CONSOLE_COLUMNS)}"]
+    for g in measured:
+        for title, console, api in CONSOLE_PAIRS:
+            cells = {"console_p50": g.get(f"{console}_p50_ms"),
+                     "api_p50": g.get(f"{api}_p50_ms"), "x_p50": g.get(f"{console}_x_api_p50"),
+                     "console_p99": g.get(f"{console}_p99_ms"),
+                     "api_p99": g.get(f"{api}_p99_ms"), "x_p99": g.get(f"{console}_x_api_p99"),
+                     "n": g.get(f"{console}_n"),
+                     "kib": g[f"{console}_bytes"] / 1024 if g.get(f"{console}_bytes") else None}
+            name = f"{g['backend']} {g['stored']:,} stored, {title}"
+            lines.append(f"{name:<44}{_cells(cells, CONSOLE_COLUMNS)}")
+    lines += [f"  {g['backend']} {g['stored']:,}: {problem}"
+              for g in measured for problem in console_problems(g)]
+    return lines
+
+
+def console_problems(g: Row) -> list[str]:
+    """The console's and the API's answers other than 200 in growth row `g` (0: none came)."""
+    out = []
+    for _, console, api in CONSOLE_PAIRS:
+        for key, path in ((console, "console"), (api, "API")):
+            if g.get(f"{key}_non_200"):
+                out.append(f"{path} {key.split('_', 1)[1]}: answers other than 200 (status: "
+                           f"count) {g[f'{key}_non_200']}")
+    return out
 
 
 def targets(rows: list[Row], growth: list[Row]) -> list[str]:
@@ -136,6 +180,7 @@ def failures(rows: list[Row], growth: list[Row]) -> list[str]:
             out.append(f"{name}: the stub saw {r['stub_duplicates']} duplicate effects")
         if r.get("stub_completed") is not None and r["stub_completed"] != r.get("orders"):
             out.append(f"{name}: the stub saw {r['stub_completed']} orders completed")
+        out += [f"{name}: {problem}" for problem in console_problems(r)]
         for key in ("rebuild_note", "audit_replay_note"):
             if str(r.get(key, "")).startswith("exited"):
                 out.append(f"{name}: {key.removesuffix('_note').replace('_', ' ')} {r[key]}")
