@@ -25,8 +25,8 @@ test-fast: $(STAMP)  ## unit tests only
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check domain application infrastructure api demo tests bench
-	$(BIN)/mypy domain application infrastructure api demo
+	$(BIN)/ruff check domain application infrastructure api console demo tests bench
+	$(BIN)/mypy domain application infrastructure api console demo
 
 bench: $(STAMP)  ## the benchmark: see README, Performance
 	$(BIN)/pip install --quiet -e '.[bench]' && $(BIN)/python -m bench

@@ -220,6 +220,10 @@ class WorkflowViews(Protocol):
         """How many of a definition's workflows are in each status, per version."""
         ...
 
+    def per_minute(self, since: str) -> dict[str, tuple[int, int]]:
+        """Workflows created and workflows ended, per minute, since `since`."""
+        ...
+
     def ping(self) -> None:
         """Raises when the database cannot be reached."""
         ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,7 @@ from application.workflows import InvalidInput, WorkflowNotFound
 from console import saga, session, svg
 from domain.definitions import Definition, Step, Wait
 from domain.workflow import RETRYABLE, TERMINAL, InvalidTransition, UnknownSignal
+from infrastructure.health import health as read_health
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")
@@ -45,6 +47,7 @@ STATUSES = ("STARTED", "WAITING", "COMPENSATING", *TERMINAL)
 # What a datetime-local field sends: a time without a zone, read as UTC (the page says so).
 LOCAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?")
 MAX_REASON = 500
+COUNTS_S = 5.0  # how old the list's counts per status may be
 
 
 def _system() -> Any:
@@ -163,7 +166,7 @@ def workflows() -> str:
     except ValueError:
         raise Problem(400, "invalid-parameter", "Invalid filter",
                       "after: not a page this console handed out") from None
-    counts = system.views.counts(query.definition)
+    counts = _counts(query.definition)
     base = {k: v for k, v in raw.items() if k != "after"}
     chips = [(status, counts.get(status, 0), _link(base, status=status, after=None))
              for status in [*STATUSES, *sorted(set(counts) - set(STATUSES))]]
@@ -174,6 +177,18 @@ def workflows() -> str:
         next_link=_link(base, after=page.next) if page.next else None,
         first_link=_link(base) if query.after else None,
         live=True)
+
+
+def _counts(definition: str | None) -> dict[str, int]:
+    """The count per status, read at most once per COUNTS_S in this process: counting every
+    workflow takes time that grows with the store, and a list that refreshes every few
+    seconds, opened by several operators, must not put that on the views at each request."""
+    cache = current_app.extensions.setdefault("console_counts", {})
+    now = time.monotonic()
+    found = cache.get(definition)
+    if found is None or now - found[0] > COUNTS_S:
+        found = cache[definition] = (now, _system().views.counts(definition))
+    return dict(found[1])
 
 
 def _link(params: dict[str, str], **changes: str | None) -> str:
@@ -353,12 +368,10 @@ def _text(definition: Definition) -> list[str]:
 
 @bp.get("/health")
 def health() -> str:
-    from application.health import health as read_health
-
     report = read_health(_system())
-    points = [(p["minute"], p["started"], p["finished"]) for p in report.as_dict()["perMinute"]]
-    return render_template("health.html", report=report.as_dict(),
-                           chart=svg.per_minute(points), live=True)
+    points = [(p["minute"], p["started"], p["finished"]) for p in report["perMinute"]]
+    return render_template("health.html", report=report, chart=svg.per_minute(points),
+                           live=True)
 
 
 def root() -> BaseResponse | Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -107,8 +108,10 @@ class PgCoordinator:
         try:
             conn = self._connection()
             conn.execute(
-                "INSERT INTO orchestrator_workers (worker_id, last_seen) VALUES (%s, now()) "
-                "ON CONFLICT (worker_id) DO UPDATE SET last_seen = now()", (self.me,))
+                "INSERT INTO orchestrator_workers (worker_id, last_seen, stats) "
+                "VALUES (%s, now(), %s) ON CONFLICT (worker_id) "
+                "DO UPDATE SET last_seen = now(), stats = EXCLUDED.stats",
+                (self.me, json.dumps(self._stats())))
             live = [r[0] for r in conn.execute(
                 "SELECT worker_id FROM orchestrator_workers "
                 "WHERE last_seen > now() - make_interval(secs => %s)", (DEAD_AFTER_S,))]
@@ -131,6 +134,11 @@ class PgCoordinator:
             log.warning("lost the coordination connection (%s): letting go of everything",
                         type(e).__name__)
             self._let_go()
+
+    def _stats(self) -> dict[str, Any]:
+        """What this worker holds and sees, for the health page of any API process."""
+        return {"shards": sorted(self.held), "projection": self.projecting,
+                **local_stats(self.system)}
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -170,6 +178,15 @@ class PgCoordinator:
             conn.close()
         except psycopg.Error:
             pass
+
+
+def local_stats(system: System) -> dict[str, Any]:
+    """This process's breakers and recent calls (empty in a process that makes no calls)."""
+    participants = system.participants
+    breakers = (participants.breaker_states()
+                if participants is not None and hasattr(participants, "breaker_states") else {})
+    calls = system.recent.snapshot() if system.recent is not None else {}
+    return {"breakers": breakers, "calls": calls}
 
 
 def build_coordinator(system: System) -> LocalCoordinator | PgCoordinator:

@@ -15,6 +15,7 @@ from application.orchestrator import Metrics, Orchestrator, RetryPolicy
 from application.ports import Participants
 from application.projection import WorkflowProjection
 from application.workflows import Workflows
+from infrastructure.recent_calls import RecentCalls
 from infrastructure.settings import Settings
 from infrastructure.views_sql import SqlViews
 
@@ -51,6 +52,7 @@ class System:
     projection: WorkflowProjection | None = None
     followers: dict[str, Follower] = field(default_factory=dict)
     coordinator: Coordinator | None = None
+    recent: RecentCalls | None = None  # this worker's calls of the last minutes (health page)
     _stop: threading.Event = field(default_factory=threading.Event)
     _checkpointer: threading.Thread | None = None
     _wakeups: list[threading.Event] = field(default_factory=list)  # of the running readers
@@ -63,9 +65,10 @@ class System:
         from infrastructure.cluster import build_coordinator
 
         participants = self.participants = self.participants or self.make_participants(self)
+        self.recent = RecentCalls(self.metrics)
         self.orchestrator = Orchestrator(
             self.workflows, self.definitions, participants, self.policy,
-            bulkhead=self.bulkhead, metrics=self.metrics, shards=self.settings.shards)
+            bulkhead=self.bulkhead, metrics=self.recent, shards=self.settings.shards)
         self.projection = WorkflowProjection(self.views, self.workflows.mapper,
                                              self.workflows.shape)
         self.followers["orchestrator"] = Follower(

@@ -13,6 +13,9 @@ SCHEMA_LOCK = 0x6F72636865737472  # pg_advisory_xact_lock key: one process creat
 CHANNEL = "workflow_views"  # NOTIFY after each write: wakes API processes waiting on views
 WORKERS = """CREATE TABLE IF NOT EXISTS orchestrator_workers (
     worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL)"""
+# What each worker holds and sees, published with its heartbeat for the console's health page
+# (added to tables from before it).
+WORKER_STATS = "ALTER TABLE orchestrator_workers ADD COLUMN IF NOT EXISTS stats TEXT"
 
 
 class PostgresViews(SqlViews):
@@ -30,7 +33,7 @@ class PostgresViews(SqlViews):
         super().__init__()
 
     def schema(self) -> list[str]:
-        return [*super().schema(), WORKERS]
+        return [*super().schema(), WORKERS, WORKER_STATS]
 
     def _after_write(self, cur: Any) -> None:
         cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))

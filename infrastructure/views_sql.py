@@ -18,6 +18,7 @@ from typing import Any
 
 from application.projection import PROJECTIONS
 from application.views import AuditEntry, Change, Page, Search
+from domain.workflow import TERMINAL
 
 # The state view is kept whole as JSON (its fields depend on its definition); the columns
 # beside it are what searches filter and sort by, and they win over the JSON when read.
@@ -262,6 +263,22 @@ class SqlViews:
             for number, status, n in cur.fetchall():
                 found.setdefault(int(number), {})[status] = int(n)
         return found
+
+    def per_minute(self, since: str) -> dict[str, tuple[int, int]]:
+        """Workflows created, and workflows ended, per minute (`YYYY-MM-DDTHH:MM`, UTC) since
+        the time `since` (as the views store times). An ended workflow counts in the minute
+        of its last change: what ended it."""
+        found: dict[str, list[int]] = {}
+        ended = ", ".join(f"'{s}'" for s in TERMINAL)
+        with self.reading() as cur:
+            for column, where, i in (("created_at", "", 0),
+                                     ("updated_at", f" AND status IN ({ended})", 1)):
+                cur.execute(self._sql(
+                    f"SELECT substr({column}, 1, 16), COUNT(*) FROM workflow_state "
+                    f"WHERE {column} >= ?{where} GROUP BY 1"), [since])
+                for minute, n in cur.fetchall():
+                    found.setdefault(minute, [0, 0])[i] = int(n)
+        return {minute: (pair[0], pair[1]) for minute, pair in found.items()}
 
     def ping(self) -> None:
         """Reads each table the views serve from: raises unless all of them answer (a

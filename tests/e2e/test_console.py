@@ -173,6 +173,7 @@ def test_an_operator_approves_a_waiting_trip_from_the_page(
     browser.until(driver, lambda d: d.find_element(By.ID, "status").text == "COMPLETED",
                   what="the trip to complete")
     assert state_of(driver, "approval") == "done"
+    browser.screenshot(driver, "workflow-trip")
     signalled = [e["data"] for e in audit(orchestrator, wid) if e["type"] == "Signalled"]
     assert signalled == [{"signal": "approve", "body": {"by": "alice"}}]
     assert participants.effects("console-trip-1") == {
