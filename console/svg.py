@@ -260,20 +260,24 @@ def _bar(bar: Bar, x0: float, x1: float, lane_y: float) -> str:
     h = BAR_H / 2 if thin else BAR_H
     y = lane_y + (LANE_H - h) / 2
     dash = ' stroke-dasharray="3 2"' if thin else ""
-    lines = "\n".join([bar.label, *(f"{k}: {v}" for k, v in bar.detail)])
     return (f'<rect class="bar kind-{_e(bar.kind)} outcome-{_e(bar.outcome)}" '
             f'data-lane="{_e(bar.lane)}" data-kind="{_e(bar.kind)}" '
             f'data-outcome="{_e(bar.outcome)}" data-attempt="{bar.attempt}" tabindex="0" '
             f'x="{x0:.1f}" y="{y:g}" width="{max(x1 - x0, 2.0):.1f}" height="{h:g}" rx="2" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="1"{dash}>'
-            f'<title>{_e(lines)}</title></rect>')
+            f'{_title(bar.label, bar.detail)}</rect>')
+
+
+def _title(label: str, detail: tuple[tuple[str, str], ...]) -> str:
+    """A drawn item's detail, one line each, for hover, focus and screen readers."""
+    lines = "\n".join([label, *(f"{k}: {v}" for k, v in detail)])
+    return f"<title>{_e(lines)}</title>"
 
 
 def _mark(mark: Mark, x: float, top: float, bottom: float) -> str:
     colour = MARK_COLOURS.get(mark.kind, INK)
-    lines = "\n".join([mark.label, *(f"{k}: {v}" for k, v in mark.detail)])
     return (f'<g class="mark kind-{_e(mark.kind)}" data-kind="{_e(mark.kind)}" tabindex="0">'
-            f'<title>{_e(lines)}</title>'
+            f'{_title(mark.label, mark.detail)}'
             f'<line x1="{x:.1f}" y1="{top - 2:g}" x2="{x:.1f}" y2="{bottom:g}" '
             f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 2"/>'
             f'<polygon points="{x - 5:.1f},{top - 8:g} {x + 5:.1f},{top - 8:g} '

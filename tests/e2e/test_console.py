@@ -87,6 +87,29 @@ def sign_in(driver: Any, orchestrator: Orchestrator, token: str) -> None:
                   what="the workflow list")
 
 
+def stuck_order(participants: Participants, orchestrator: Orchestrator, key: str) -> str:
+    """An order whose shipment is refused and whose refund keeps failing: COMPENSATION_FAILED
+    (the faults stay on until the test mends them)."""
+    participants.faults({"ship": {"status": 422}, "refund": {"status": 500}})
+    wid = start_order(orchestrator, key)
+    until_status(orchestrator, wid, "COMPENSATION_FAILED")
+    return wid
+
+
+def waiting_trip(orchestrator: Orchestrator, key: str) -> str:
+    """A trip above the approval amount, once it waits for its approver."""
+    trip = {"from": "LIS", "to": "NRT", "dates": DATES, "cents": 250_000}
+    answer = api(orchestrator, "POST", f"/definitions/trip/workflows/{key}", json=trip)
+    wid = str(answer.json()["workflowId"])
+    until_status(orchestrator, wid, "WAITING")
+    return wid
+
+
+def open_as_operator(driver: Any, orchestrator: Orchestrator, wid: str) -> None:
+    sign_in(driver, orchestrator, OPERATOR)
+    driver.get(f"{orchestrator.url}/console/workflows/{wid}")
+
+
 def state_of(driver: Any, step: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -128,11 +151,8 @@ def test_an_operator_retries_a_failed_compensation_from_the_page(
         driver: Any, participants: Participants, orchestrator: Orchestrator) -> None:
     from selenium.webdriver.common.by import By
 
-    participants.faults({"ship": {"status": 422}, "refund": {"status": 500}})
-    wid = start_order(orchestrator, "console-stuck-1")
-    until_status(orchestrator, wid, "COMPENSATION_FAILED")
-    sign_in(driver, orchestrator, OPERATOR)
-    driver.get(f"{orchestrator.url}/console/workflows/{wid}")
+    wid = stuck_order(participants, orchestrator, "console-stuck-1")
+    open_as_operator(driver, orchestrator, wid)
     assert state_of(driver, "charge") == "owed"
     assert state_of(driver, "reserve") == "undone"
     browser.screenshot(driver, "workflow-compensation-failed")
@@ -158,12 +178,8 @@ def test_an_operator_approves_a_waiting_trip_from_the_page(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    trip = {"from": "LIS", "to": "NRT", "dates": DATES, "cents": 250_000}
-    answer = api(orchestrator, "POST", "/definitions/trip/workflows/console-trip-1", json=trip)
-    wid = answer.json()["workflowId"]
-    until_status(orchestrator, wid, "WAITING")
-    sign_in(driver, orchestrator, OPERATOR)
-    driver.get(f"{orchestrator.url}/console/workflows/{wid}")
+    wid = waiting_trip(orchestrator, "console-trip-1")
+    open_as_operator(driver, orchestrator, wid)
     assert state_of(driver, "approval") == "waiting"
     assert state_of(driver, "flight") == state_of(driver, "hotel") == "done"
     assert state_of(driver, "car") == "skipped"
@@ -184,9 +200,7 @@ def test_a_client_token_reads_and_finds_no_action(
         driver: Any, participants: Participants, orchestrator: Orchestrator) -> None:
     from selenium.webdriver.common.by import By
 
-    participants.faults({"ship": {"status": 422}, "refund": {"status": 500}})
-    wid = start_order(orchestrator, "console-client-1")
-    until_status(orchestrator, wid, "COMPENSATION_FAILED")
+    wid = stuck_order(participants, orchestrator, "console-client-1")
     sign_in(driver, orchestrator, CLIENT)
     assert not driver.find_elements(By.CSS_SELECTOR, "input[name=id], fieldset.bulk")
     driver.get(f"{orchestrator.url}/console/workflows/{wid}")
@@ -213,12 +227,8 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
         driver: Any, participants: Participants, orchestrator: Orchestrator) -> None:
     from selenium.webdriver.common.by import By
 
-    trip = {"from": "LIS", "to": "OSL", "dates": DATES, "cents": 300_000}
-    answer = api(orchestrator, "POST", "/definitions/trip/workflows/console-csrf-1", json=trip)
-    wid = answer.json()["workflowId"]
-    until_status(orchestrator, wid, "WAITING")
-    sign_in(driver, orchestrator, OPERATOR)
-    driver.get(f"{orchestrator.url}/console/workflows/{wid}")
+    wid = waiting_trip(orchestrator, "console-csrf-1")
+    open_as_operator(driver, orchestrator, wid)
     cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
     for data in ({}, {"csrf": "not-the-token"}):
         forged = requests.post(f"{orchestrator.url}/console/workflows/{wid}/cancel",

@@ -3,7 +3,6 @@ the workflows started and ended this minute, the lag and the workers. On Postgre
 figures cross processes: an API-only system reads what a worker published with its heartbeat."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,21 +14,6 @@ from tests.fakes import FakeParticipants, wait_until
 from tests.ops import projected, settings_for
 
 ORDER = {"cents": 500, "skus": ["sku-1"], "address": "1 Main St"}
-
-
-@pytest.fixture
-def fake() -> FakeParticipants:
-    return FakeParticipants()
-
-
-@pytest.fixture
-def worker(database_url: str, fake: FakeParticipants) -> Iterator[System]:
-    system = bootstrap(settings_for(database_url), participants=fake).start_worker()
-    try:
-        yield system
-    finally:
-        fake.release_all()
-        system.stop(grace_s=2.0)
 
 
 def run_orders(system: System, fake: FakeParticipants) -> None:
@@ -53,8 +37,9 @@ def settled(system: System) -> dict[str, Any] | None:
     return report if payment_calls(report) == 5 else None
 
 
-def test_the_figures_of_one_process(worker: System, fake: FakeParticipants) -> None:
-    run_orders(worker, fake)
+def test_the_figures_of_one_process(ops_system: System, ops_fake: FakeParticipants) -> None:
+    worker = ops_system
+    run_orders(worker, ops_fake)
     report = wait_until(lambda: settled(worker), 10)
     calls = {p["name"]: p for p in report["participants"]}
     assert payment_calls(report) == 5  # 4 charges and 1 refund
@@ -71,7 +56,8 @@ def test_the_figures_of_one_process(worker: System, fake: FakeParticipants) -> N
 
 @pytest.mark.postgres
 def test_an_api_process_reads_what_the_worker_publishes(
-        pg_url: str, fake: FakeParticipants) -> None:
+        pg_url: str, ops_fake: FakeParticipants) -> None:
+    fake = ops_fake
     worker = bootstrap(settings_for(pg_url), participants=fake).start_worker()
     api = bootstrap(settings_for(pg_url), serves_requests=True)  # serves, calls nothing
     try:
