@@ -74,6 +74,22 @@ def _gate() -> BaseResponse | None:
     return None
 
 
+# Only the console's own script and styles; no page of it inside another site's frame (whose
+# buttons a hidden frame could trick an operator into pressing). SVG carries inline styles.
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+          "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"  # a page of data: never from a cache
+    return response
+
+
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
     return {"csrf_token": session.csrf_token, "caller": g.get("console_caller"),

@@ -104,6 +104,9 @@ def test_pages_ask_for_a_sign_in_and_the_session_cookie_is_strict(system: System
     cookie = ok.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
     assert OPERATOR not in cookie  # the token is never in the cookie
+    page = client.get("/console/")
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-store"
     secure = client_of(system)
     page = secure.get("/console/login", base_url="https://console.example")
     answer = secure.post("/console/login", base_url="https://console.example",
