@@ -221,7 +221,8 @@ class WorkflowViews(Protocol):
         ...
 
     def per_minute(self, since: str) -> dict[str, tuple[int, int]]:
-        """Workflows created and workflows ended, per minute, since `since`."""
+        """(workflows created, workflows that reached a terminal status) per minute
+        ("YYYY-MM-DDTHH:MM", UTC) since the time `since`; minutes with neither are absent."""
         ...
 
     def ping(self) -> None:

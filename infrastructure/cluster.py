@@ -107,11 +107,12 @@ class PgCoordinator:
     def _beat(self) -> None:
         try:
             conn = self._connection()
+            holding = (frozenset(self.held), self.projecting)
             conn.execute(
                 "INSERT INTO orchestrator_workers (worker_id, last_seen, stats) "
                 "VALUES (%s, now(), %s) ON CONFLICT (worker_id) "
                 "DO UPDATE SET last_seen = now(), stats = EXCLUDED.stats",
-                (self.me, json.dumps(self._stats())))
+                (self.me, published(self.system, sorted(self.held), self.projecting)))
             live = [r[0] for r in conn.execute(
                 "SELECT worker_id FROM orchestrator_workers "
                 "WHERE last_seen > now() - make_interval(secs => %s)", (DEAD_AFTER_S,))]
@@ -130,15 +131,14 @@ class PgCoordinator:
                 self.projecting = True
             if self.held or self.projecting:
                 self.leading.set()
+            if (frozenset(self.held), self.projecting) != holding:  # rare: workers came or went
+                conn.execute(  # the health page shows what is held now, not a beat ago
+                    "UPDATE orchestrator_workers SET stats = %s WHERE worker_id = %s",
+                    (published(self.system, sorted(self.held), self.projecting), self.me))
         except Exception as e:  # noqa: BLE001 - whatever failed, our locks are in doubt
             log.warning("lost the coordination connection (%s): letting go of everything",
                         type(e).__name__)
             self._let_go()
-
-    def _stats(self) -> dict[str, Any]:
-        """What this worker holds and sees, for the health page of any API process."""
-        return {"shards": sorted(self.held), "projection": self.projecting,
-                **local_stats(self.system)}
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -180,13 +180,25 @@ class PgCoordinator:
             pass
 
 
-def local_stats(system: System) -> dict[str, Any]:
-    """This process's breakers and recent calls (empty in a process that makes no calls)."""
+def published(system: System, shards: list[int], projection: bool) -> str | None:
+    """What a worker publishes with its heartbeat: its shards, whether it writes the views,
+    its breakers and its recent calls, as compact JSON. None when it cannot say (logged):
+    the heartbeat must go on whatever happens here, or the worker would lose its shards."""
+    try:
+        return json.dumps({"shards": shards, "projection": projection, **local_figures(system)},
+                          separators=(",", ":"))
+    except Exception as e:  # noqa: BLE001 - the figures are a nicety, the beat is not
+        log.warning("cannot publish this worker's health figures (%s: %s)", type(e).__name__, e)
+        return None
+
+
+def local_figures(system: System) -> dict[str, Any]:
+    """This process's breakers and recent calls (none in a process that makes no calls)."""
     participants = system.participants
     breakers = (participants.breaker_states()
                 if participants is not None and hasattr(participants, "breaker_states") else {})
     calls = system.recent.snapshot() if system.recent is not None else {}
-    return {"breakers": breakers, "calls": calls}
+    return {"breakers": breakers, "calls": {name: c.as_json() for name, c in calls.items()}}
 
 
 def build_coordinator(system: System) -> LocalCoordinator | PgCoordinator:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from application.definitions import Definitions
 from application.follower import Follower
+from application.health import WorkerReport
 from application.orchestrator import Metrics, Orchestrator, RetryPolicy
 from application.ports import Participants
 from application.projection import WorkflowProjection
@@ -150,6 +151,16 @@ class System:
         except Exception:  # noqa: BLE001 - whatever the driver raises, the answer is "no"
             return False
         return True
+
+    def event_head(self) -> int:
+        """The event store's last position (0 when empty)."""
+        return self.workflows.recorder.max_notification_id() or 0
+
+    def worker_reports(self) -> list[WorkerReport]:
+        """The workers seen lately, with what each holds and sees (the health page)."""
+        from infrastructure.health import worker_reports
+
+        return worker_reports(self)
 
     def watch_views(self, callback: Callable[[int | None, list[dict[str, Any]] | None], None],
                     ) -> str:
