@@ -1,6 +1,7 @@
 // The console's live parts, small on purpose: every page reads without this script.
 // - Pages marked data-live refresh their data-live-region parts in place every few seconds
-//   (never while the tab is hidden, and never a region that holds the focus).
+//   (never while the tab is hidden, and never a region that holds the focus or a form
+//   control the operator has changed: a chosen signal or a typed reason stays put).
 // - Focusing or hovering a timeline bar shows its detail in #bar-detail, for the keyboard.
 // - A "select all" box for the workflow list.
 (function () {
@@ -17,12 +18,23 @@
         regions(document).forEach(function (old) {
           var now = fresh.getElementById(old.id);
           if (!now || old.contains(document.activeElement)) { return; }
-          if (old.querySelector("input:checked, details[open]")) { return; }
+          if (old.querySelector("input:checked, details[open]") || edited(old)) { return; }
           if (old.innerHTML !== now.innerHTML) { old.innerHTML = now.innerHTML; }
         });
         if (!fresh.body.hasAttribute("data-live")) { stop(); }
       })
       .catch(function () { /* the next tick tries again */ });
+  }
+
+  function edited(region) {
+    return Array.prototype.some.call(region.querySelectorAll("input, select, textarea"), function (c) {
+      if (c.type === "hidden") { return false; }
+      if (c.tagName === "SELECT") {
+        return Array.prototype.some.call(c.options, function (o) { return o.selected !== o.defaultSelected; });
+      }
+      if (c.type === "checkbox" || c.type === "radio") { return c.checked !== c.defaultChecked; }
+      return c.value !== c.defaultValue;
+    });
   }
 
   var timer = null;

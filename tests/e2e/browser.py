@@ -86,8 +86,25 @@ def screenshot(driver: Any, name: str) -> Path:
 def until(driver: Any, check: Callable[[Any], Any], timeout: float = 30,
           what: str = "the page") -> Any:
     """Waits for `check(driver)` to be truthy, reloading nothing: the page's own refresh, or
-    the caller's navigation, brings the change."""
+    the caller's navigation, brings the change. An element the live refresh replaced while
+    `check` read it, or not there yet, is one more try, not a failure."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        check, message=f"timed out waiting for {what}")
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.2,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(check, message=f"timed out waiting for {what}")
+
+
+def act(driver: Any, steps: Callable[[Any], None], what: str = "the action") -> None:
+    """Runs `steps(driver)` (find, fill, click) from the start again when the live refresh
+    replaced an element under it; `steps` must find what it uses afresh each time."""
+    def done(d: Any) -> bool:
+        steps(d)
+        return True
+
+    until(driver, done, timeout=15, what=what)

@@ -113,8 +113,9 @@ def open_as_operator(driver: Any, orchestrator: Orchestrator, wid: str) -> None:
 def state_of(driver: Any, step: str) -> str:
     from selenium.webdriver.common.by import By
 
-    node = driver.find_element(By.CSS_SELECTOR, f"#diagram g.step[data-step='{step}']")
-    return str(node.get_attribute("data-state"))
+    return str(browser.until(driver, lambda d: d.find_element(
+        By.CSS_SELECTOR, f"#diagram g.step[data-step='{step}']").get_attribute("data-state"),
+        what=f"the diagram's {step}"))
 
 
 def test_a_failed_order_shows_its_undone_step_and_its_compensation_bar(
@@ -133,10 +134,11 @@ def test_a_failed_order_shows_its_undone_step_and_its_compensation_bar(
     rows = driver.find_elements(By.CSS_SELECTOR, "table.list tbody tr[data-workflow]")
     assert rows and {r.get_attribute("data-status") for r in rows} == {"FAILED"}
     browser.screenshot(driver, "workflows-filtered")
-    driver.find_element(By.CSS_SELECTOR, f"tr[data-workflow='{wid}'] a").click()
+    browser.act(driver, lambda d: d.find_element(By.CSS_SELECTOR,
+                                                 f"tr[data-workflow='{wid}'] a").click())
 
     browser.until(driver, lambda d: d.find_elements(By.ID, "diagram"), what="the workflow")
-    assert driver.find_element(By.ID, "status").text == "FAILED"
+    assert browser.until(driver, lambda d: d.find_element(By.ID, "status").text) == "FAILED"
     assert state_of(driver, "charge") == "undone"
     assert state_of(driver, "reserve") == "failed"
     assert state_of(driver, "ship") == "pending"
@@ -158,8 +160,11 @@ def test_an_operator_retries_a_failed_compensation_from_the_page(
     browser.screenshot(driver, "workflow-compensation-failed")
 
     participants.faults({})  # the payment service is mended
-    driver.find_element(By.ID, "retry-reason").send_keys("refunds are back (INC-42)")
-    driver.find_element(By.CSS_SELECTOR, "#retry-form button").click()
+    def retry(d: Any) -> None:
+        d.find_element(By.ID, "retry-reason").send_keys("refunds are back (INC-42)")
+        d.find_element(By.CSS_SELECTOR, "#retry-form button").click()
+
+    browser.act(driver, retry, "the retry")
     browser.until(driver, lambda d: "Retry accepted" in d.find_element(By.CLASS_NAME,
                                                                         "flashes").text,
                   what="the retry's confirmation")
@@ -184,8 +189,11 @@ def test_an_operator_approves_a_waiting_trip_from_the_page(
     assert state_of(driver, "flight") == state_of(driver, "hotel") == "done"
     assert state_of(driver, "car") == "skipped"
 
-    Select(driver.find_element(By.ID, "signal-name")).select_by_visible_text("approve")
-    driver.find_element(By.CSS_SELECTOR, "#signal-form button").click()
+    def approve(d: Any) -> None:
+        Select(d.find_element(By.ID, "signal-name")).select_by_visible_text("approve")
+        d.find_element(By.CSS_SELECTOR, "#signal-form button").click()
+
+    browser.act(driver, approve, "the approval")
     browser.until(driver, lambda d: d.find_element(By.ID, "status").text == "COMPLETED",
                   what="the trip to complete")
     assert state_of(driver, "approval") == "done"
@@ -204,7 +212,8 @@ def test_a_client_token_reads_and_finds_no_action(
     sign_in(driver, orchestrator, CLIENT)
     assert not driver.find_elements(By.CSS_SELECTOR, "input[name=id], fieldset.bulk")
     driver.get(f"{orchestrator.url}/console/workflows/{wid}")
-    assert driver.find_element(By.ID, "status").text == "COMPENSATION_FAILED"
+    assert browser.until(driver, lambda d: d.find_element(By.ID, "status").text,
+                         ) == "COMPENSATION_FAILED"
     assert not driver.find_elements(By.CSS_SELECTOR, "form.action, #retry-form")
     assert "shop" in driver.find_element(By.CLASS_NAME, "who").text
 
@@ -242,7 +251,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     assert "CancelRequested" not in [e["type"] for e in audit(orchestrator, wid)]
     assert api(orchestrator, "GET", f"/workflows/{wid}").json()["status"] == "WAITING"
     # The real form, with its token, works: the bookings are undone.
-    driver.find_element(By.CSS_SELECTOR, "#cancel-form button").click()
+    browser.act(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#cancel-form button").click())
     browser.until(driver, lambda d: d.find_element(By.ID, "status").text == "CANCELLED",
                   what="the cancel to end CANCELLED")
     assert participants.effects("console-csrf-1") == {
