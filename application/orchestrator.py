@@ -2,8 +2,10 @@
 
 It never blocks the event pipeline on a participant. `handle()` only books the workflow for a
 drive; a drive asks the aggregate what is due (several calls at once in a parallel group),
-makes each call on its participant's own bounded pool (its bulkhead), records each outcome as
-events and asks again. Waits between retries, a wait's timeout and a deadline are timers, not
+starts each call (the participants port makes it without holding a thread of ours, within the
+participant's bulkhead), and when an outcome comes back a drive thread records it as events
+and asks again. The drive threads are a fixed few, however many calls are in flight: they
+only read and write the store, and their concurrent writes share commits (group commit). Waits between retries, a wait's timeout and a deadline are timers, not
 sleeping threads. The engine knows no step by name: the aggregate renders every call from the
 definition it is pinned to.
 
@@ -35,6 +37,7 @@ from domain.definitions import Definition, Step
 from domain.workflow import Due, Plan, Workflow
 
 log = logging.getLogger("orchestrator")
+DRIVERS = 32  # drive threads: enough writers at once for group commit to fill its batches
 Apply = Callable[[Workflow], None]
 
 
@@ -92,14 +95,15 @@ class Orchestrator:
     def __init__(
         self, workflows: Workflows, definitions: Definitions, participants: Participants,
         policy: RetryPolicy, bulkhead: Callable[[str], int], metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.time, loaders: int = 4, shards: int = 16,
+        clock: Callable[[], float] = time.time, drivers: int = DRIVERS, shards: int = 16,
     ) -> None:
         self.workflows, self.definitions = workflows, definitions
         self.participants, self.policy, self.bulkhead = participants, policy, bulkhead
         self.metrics = metrics or NoMetrics()
         self.clock = clock
-        self.pools: dict[str, ThreadPoolExecutor] = {}  # per participant: its bulkhead
-        self.loader = ThreadPoolExecutor(loaders, thread_name_prefix="drive")
+        # A port that can only block (a test's fake) gets a pool per participant: its bulkhead
+        self.pools: dict[str, ThreadPoolExecutor] = {}
+        self.drivers = ThreadPoolExecutor(drivers, thread_name_prefix="drive")
         self.timers = Timers()
         self._lock = threading.Lock()
         self._drives: dict[uuid.UUID, _Drive] = {}
@@ -208,7 +212,7 @@ class Orchestrator:
             else:
                 self._drives[workflow_id] = _Drive()
                 work, args = self._load_and_go, (workflow_id, first)
-        self.loader.submit(self._guard, workflow_id, work, *args)
+        self.drivers.submit(self._guard, workflow_id, work, *args)
 
     def stop(self, grace_s: float = 10.0) -> bool:
         """Takes no new calls and waits up to `grace_s` for the ones in flight to be recorded.
@@ -221,7 +225,7 @@ class Orchestrator:
             time.sleep(0.02)
         done = not self._inflight()
         with self._lock:
-            pools = [self.loader, *self.pools.values()]
+            pools = [self.drivers, *self.pools.values()]
         for pool in pools:
             pool.shutdown(wait=done, cancel_futures=True)
         return done
@@ -326,8 +330,7 @@ class Orchestrator:
         if later is not None:
             self.timers.call_later(later - now, partial(self._wake, workflow_id, later))
         for due in calls:
-            self._pool(due.participant).submit(self._guard, workflow_id, self._call,
-                                               workflow_id, due, drive.definition)
+            self._start(workflow_id, due, drive.definition)
 
     def _wake(self, workflow_id: uuid.UUID, at: float) -> None:
         """A booked look comes due. It is no longer booked: were it taken while the drive is
@@ -380,7 +383,9 @@ class Orchestrator:
             return workflow, plan
         raise RuntimeError(f"workflow {workflow.id}: could not record under contention")
 
-    def _call(self, workflow_id: uuid.UUID, due: Due, definition: Definition) -> None:
+    def _start(self, workflow_id: uuid.UUID, due: Due, definition: Definition) -> None:
+        """Starts the call; its outcome comes back to `_returned`, on whatever thread the
+        port answers on."""
         call = Call(
             participant=due.participant, action=due.action, workflow_id=str(workflow_id),
             idempotency_key=f"{workflow_id}:{due.action}", method=due.call.method,
@@ -388,8 +393,19 @@ class Orchestrator:
             traceparent=(f"00-{_context(workflow_id)['trace_id']}-"
                          f"{uuid.uuid4().hex[:16]}-01"),
         )
-        started = time.monotonic()
-        outcome = self.participants.call(call)
+        returned = partial(self._guard, workflow_id, self._returned, workflow_id, due,
+                           definition, time.monotonic())
+        start = getattr(self.participants, "start", None)
+        if start is not None:
+            start(call, returned)
+        else:
+            self._pool(due.participant).submit(
+                self._guard, workflow_id, lambda: returned(self.participants.call(call)))
+
+    def _returned(self, workflow_id: uuid.UUID, due: Due, definition: Definition,
+                  started: float, outcome: Outcome) -> None:
+        """Books the outcome on the drive, and has a drive thread settle it unless one is
+        settling already. Quick: it may run on the port's event loop."""
         self.metrics.call_finished(due.participant, due.action, type(outcome).__name__.lower(),
                                    time.monotonic() - started)
         if not isinstance(outcome, Succeeded):
@@ -408,7 +424,7 @@ class Orchestrator:
             if drive.settling:
                 return  # the settling thread takes it in its next round
             drive.settling = True
-        self._settle(workflow_id)
+        self.drivers.submit(self._guard, workflow_id, self._settle, workflow_id)
 
     def _applier(self, due: Due, outcome: Outcome, definition: Definition) -> Apply | None:
         action, attempt = due.action, due.attempt

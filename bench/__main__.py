@@ -2,7 +2,8 @@
 
 Starts the participant stub, runs the bare baseline, the system on each backend and shape,
 the bare baseline again (drift within the run shows), bare and the system at concurrency 1,
-then the growth measurements; prints the table and writes bench/results/<name>.json and .png.
+thousands of slow calls in flight, then the growth measurements; prints the table and writes
+bench/results/<name>.json and .png.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     calm: list[dict[str, Any]] = []
     grown: list[dict[str, Any]] = []
+    inflight: list[dict[str, Any]] = []
     try:
         stub_proc.start().wait_http(f"{stub.url}/_stats")
         rows.append(scenarios.bare(stub, cfg, progress, "bare (before)"))
@@ -55,21 +57,23 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(scenarios.bare(stub, cfg, progress, "bare (after)"))
         if cfg.probe_orders:
             calm = scenarios.uncontended(stub, cfg, tmp, progress)
+        if cfg.inflight_orders:
+            inflight = scenarios.inflight(cfg, tmp, progress)
         for name in cfg.backends:
             grown += scenarios.growth(name, stub, cfg, tmp, progress)
         meta["stub_total"] = stub.stats()
     finally:
         stub_proc.stop()
     report.finish(rows, grown)
-    print(report.table(rows, calm, grown, meta))
+    print(report.table(rows, calm, grown, meta, inflight))
     name = "smoke" if cfg.smoke else "bench"
-    report.write_json(cfg.out / f"{name}.json", rows, calm, grown, meta)
+    report.write_json(cfg.out / f"{name}.json", rows, calm, grown, meta, inflight)
     title = (f"{cfg.orders} orders at concurrency {cfg.concurrency}, participants "
              f"{cfg.latency_ms:g} ms; {meta['machine']['cores']} cores, Python "
              f"{meta['machine']['python']}, PostgreSQL {meta['machine']['postgres']}")
     why_not = chart.write_png(cfg.out / f"{name}.png", rows, grown, title)
     print(why_not or f"wrote {cfg.out / name}.json and .png", file=sys.stderr)
-    problems = report.failures([*rows, *calm], grown)
+    problems = report.failures([*rows, *calm], grown, inflight)
     if meta.get("stub_total", {}).get("duplicates"):
         problems.append(f"the stub saw {meta['stub_total']['duplicates']} duplicate effects")
     if problems:

@@ -12,6 +12,7 @@ from bench.system import API_1W, API_2W, RUN, Shape
 RESULTS = Path(__file__).resolve().parent / "results"
 USAGE = f"""environment: ORDERS (500), CONCURRENCY (32), LATENCY_MS (20), BACKEND
 (sqlite|postgres|both; both when PostgreSQL is reachable), GROWTH (1000,100000; 0 skips),
+IN_FLIGHT_ORDERS (5000; 0 skips),
 BENCH_PG_URL (a PostgreSQL URL whose user may create databases; default {DEFAULT_PG_ADMIN})"""
 
 
@@ -24,6 +25,8 @@ class Config:
     growth: tuple[int, ...]  # stored workflows before each growth measurement
     get_samples: int
     probe_orders: int  # orders at concurrency 1 (0: none)
+    inflight_orders: int  # orders started at once in the in-flight scenario (0: none)
+    inflight_latency_ms: float
     pg_admin_url: str
     smoke: bool
     out: Path
@@ -56,12 +59,18 @@ def parse(argv: list[str] | None = None) -> Config:
                         help="GET /workflows/{id} per growth measurement")
     parser.add_argument("--probe-orders", type=int, default=60,
                         help="orders at concurrency 1, for the overhead without queueing")
+    parser.add_argument("--inflight-orders", type=int,
+                        default=env.get("IN_FLIGHT_ORDERS", "5000"),
+                        help="orders started at once against slow participants (0: none)")
+    parser.add_argument("--inflight-latency-ms", type=float, default=1000.0,
+                        help="each participant call's time in the in-flight scenario")
     parser.add_argument("--pg-url", default=env.get("BENCH_PG_URL", DEFAULT_PG_ADMIN))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)  # string defaults from the environment go through `type`
     if args.smoke:
         return Config(orders=30, concurrency=4, latency_ms=5, backends=("sqlite",),
                       growth=(200,), get_samples=50, probe_orders=0,
+                      inflight_orders=60, inflight_latency_ms=200,
                       pg_admin_url=args.pg_url, smoke=True,
                       out=args.out)
     if args.orders < 1 or args.concurrency < 1 or args.latency_ms < 0:
@@ -73,7 +82,8 @@ def parse(argv: list[str] | None = None) -> Config:
     backends, notes = _backends(args.backend, args.pg_url, parser)
     return Config(orders=args.orders, concurrency=args.concurrency, latency_ms=args.latency_ms,
                   backends=backends, growth=growth, get_samples=args.get_samples,
-                  probe_orders=args.probe_orders,
+                  probe_orders=args.probe_orders, inflight_orders=args.inflight_orders,
+                  inflight_latency_ms=args.inflight_latency_ms,
                   pg_admin_url=args.pg_url, smoke=False, out=args.out, notes=notes)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import mean
@@ -37,6 +38,13 @@ GROWTH_COLUMNS = [
 CONSOLE_PAIRS = [  # (title, console key, API key): the console's page, the API's same data
     ("list", "console_list", "api_list"),
     ("workflow (200 events)", "console_workflow", "api_audit"),
+]
+INFLIGHT_COLUMNS = [
+    ("orders", "accepted", ".0f"), ("seconds", "seconds", ".1f"), ("bound s", "bound_s", ".1f"),
+    ("start s", "start_s", ".1f"), ("cpu s", "cpu_s", ".1f"),
+    ("threads before", "threads_before", ".0f"), ("threads max", "threads_max", ".0f"),
+    ("peak MiB", "peak_mib", ".0f"), ("KiB/order", "kib_per_order", ".1f"),
+    ("completed", "completed", ".0f"), ("duplicates", "duplicates", ".0f"),
 ]
 CONSOLE_COLUMNS = [
     ("console p50", "console_p50", ".1f"), ("api p50", "api_p50", ".1f"),
@@ -80,7 +88,8 @@ def _titles(columns: list[tuple[str, str, str]]) -> str:
     return "".join(f"{title:>{len(title) + 2}}" for title, _, _ in columns)
 
 
-def table(rows: list[Row], calm: list[Row], growth: list[Row], meta: dict[str, Any]) -> str:
+def table(rows: list[Row], calm: list[Row], growth: list[Row], meta: dict[str, Any],
+          inflight: Sequence[Row] = ()) -> str:
     """The text table printed at the end of a run."""
     head = (f"orders={meta['orders']} concurrency={meta['concurrency']} "
             f"latency_ms={meta['latency_ms']:g} cores={meta['machine']['cores']} "
@@ -102,7 +111,12 @@ def table(rows: list[Row], calm: list[Row], growth: list[Row], meta: dict[str, A
                 if g.get(key):
                     lines.append(f"  {g['backend']} {g['stored']:,}: {g[key]}")
         lines += console_table(growth)
-    lines += ["", *[f"target: {t}" for t in targets(rows, growth)]]
+    if inflight:
+        lines += ["", f"{'in flight':<40}{_titles(INFLIGHT_COLUMNS)}"]
+        for r in inflight:
+            lines.append(f"{r['label']:<40}{_cells(r, INFLIGHT_COLUMNS)}"
+                         + (f"  {r['error']}" if r.get("error") else ""))
+    lines += ["", *[f"target: {t}" for t in targets(rows, growth, inflight)]]
     lines += [f"note: {n}" for n in meta.get("notes", [])]
     return "\n".join(lines)
 
@@ -140,7 +154,7 @@ def console_problems(g: Row) -> list[str]:
     return out
 
 
-def targets(rows: list[Row], growth: list[Row]) -> list[str]:
+def targets(rows: list[Row], growth: list[Row], inflight: Sequence[Row] = ()) -> list[str]:
     """The issue's targets that this run can judge (the DBOS ratios come from compare.sh)."""
     bare = [r for r in rows if r.get("contender") == "bare" and r.get("p99_ms")]
     bare_p99 = mean(r["p99_ms"] for r in bare) if bare else None
@@ -154,6 +168,12 @@ def targets(rows: list[Row], growth: list[Row]) -> list[str]:
         if r.get("backend") == "sqlite" and r.get("p99_ms") is not None:
             out.append(f"{r['label']}: p99 {r['p99_ms']:.0f} ms (< 1000): "
                        f"{'met' if r['p99_ms'] < 1000 else 'NOT met'}")
+    for r in inflight:
+        if r.get("bound_s") is not None:
+            own = 3 * r["latency_ms"] / 1e3
+            out.append(f"{r['label']}: all ended in {r['seconds']:.1f} s (<= {r['bound_s']:.1f}, "
+                       f"1.5x max({own:g} s, cpu s / cores)), {r['threads_max']} threads at most: "
+                       f"{'met' if r['met'] else 'NOT met'}")
     for g in growth:
         if g.get("x_throughput") is not None and g.get("x_get_p99") is not None and \
                 g["stored"] != min(x["stored"] for x in growth if x["backend"] == g["backend"]):
@@ -164,10 +184,16 @@ def targets(rows: list[Row], growth: list[Row]) -> list[str]:
     return out
 
 
-def failures(rows: list[Row], growth: list[Row]) -> list[str]:
+def failures(rows: list[Row], growth: list[Row], inflight: Sequence[Row] = ()) -> list[str]:
     """Why this run is not to be trusted: orders that did not complete, duplicated effects,
     contenders that failed."""
     out = []
+    for r in inflight:
+        if r.get("error"):
+            out.append(f"{r['label']}: {r['error']}")
+        elif r["completed"] != r["orders"] or r["duplicates"]:
+            out.append(f"{r['label']}: the stub saw {r['completed']} of {r['orders']} orders "
+                       f"completed, {r['duplicates']} duplicate effects")
     for r in [*rows, *growth]:
         name = r.get("label") or f"{r['backend']} growth {r['stored']}"
         if r.get("error"):
@@ -197,9 +223,9 @@ def machine(pg_version: str | None) -> dict[str, Any]:
 
 
 def write_json(path: Path, rows: list[Row], calm: list[Row], growth: list[Row],
-               meta: dict[str, Any]) -> None:
+               meta: dict[str, Any], inflight: Sequence[Row] = ()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"meta": {**meta, "finished": datetime.now(UTC).isoformat()},
                 "rows": rows, "concurrency_1": calm, "growth": growth,
-                "targets": targets(rows, growth)}
+                "in_flight": list(inflight), "targets": targets(rows, growth, inflight)}
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

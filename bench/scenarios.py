@@ -10,6 +10,7 @@ from bench.baseline import BareSaga
 from bench.config import Config
 from bench.driver import ApiClient
 from bench.growth import grow
+from bench.inflight import in_flight
 from bench.measure import StubClient, measure
 from bench.progress import Progress
 from bench.system import RUN, Shape, SystemUnderTest
@@ -96,4 +97,19 @@ def growth(backend_name: str, stub: StubClient, cfg: Config, tmp: Path,
                          "error": f"{type(e).__name__}: {e}"})
         finally:
             backend.drop()
+    return rows
+
+
+def inflight(cfg: Config, tmp: Path, progress: Progress) -> list[Row]:
+    """Thousands of slow calls in flight, per backend (bench/inflight.py)."""
+    rows = []
+    for name in cfg.backends:
+        try:
+            backend = new_backend(name, cfg, tmp, f"inflight-{name}")
+        except Exception as e:  # noqa: BLE001 - the database is down: say so in the table
+            rows.append({"label": f"{name} in flight", "backend": name,
+                         "error": f"{type(e).__name__}: {e}"})
+            continue
+        rows.append(in_flight(name, backend, cfg.inflight_orders, cfg.inflight_latency_ms, tmp,
+                              progress))
     return rows

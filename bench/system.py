@@ -31,12 +31,13 @@ class SystemUnderTest:
     """Starts the processes of a shape on a backend, and stops them by their PIDs."""
 
     def __init__(self, shape: Shape, backend: Backend, stub_url: str, logdir: Path,
-                 tag: str) -> None:
+                 tag: str, extra_env: dict[str, str] | None = None) -> None:
         self.shape, self.backend = shape, backend
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {"DATABASE_URL": backend.url, "PAYMENT_URL": stub_url,
-               "INVENTORY_URL": stub_url, "SHIPPING_URL": stub_url, "LOG_FORMAT": "text"}
+               "INVENTORY_URL": stub_url, "SHIPPING_URL": stub_url, "LOG_FORMAT": "text",
+               **(extra_env or {})}
         if shape.split:
             self.api: Proc | None = Proc(f"{tag}-api", "api", ["api", "--port", str(port)],
                                          env, logdir)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -113,8 +113,9 @@ class Breaker:
     """One participant's circuit breaker, created once and shared by all threads.
 
     pybreaker keeps the state; we use `calling()` rather than `call()` because `call()` holds
-    a lock for the whole call and would serialize every call to the participant. pybreaker's
-    half-open state admits every caller, so a lock of our own lets exactly one trial through.
+    a lock for the whole call and would serialize every call to the participant (`calling()`
+    holds none across the await: calls on one event loop interleave). pybreaker's half-open
+    state admits every caller, so a lock of our own lets exactly one trial through.
     """
 
     def __init__(self, name: str, fail_max: int, reset_s: float) -> None:
@@ -144,8 +145,8 @@ class Breaker:
         elapsed = (datetime.now(UTC) - opened_at).total_seconds()
         return self._cb.reset_timeout - elapsed
 
-    def run(self, fn: Callable[[], T], failed: Callable[[T], bool]) -> T:
-        """Runs `fn` through the breaker and returns its result; results for which `failed` is
+    async def run(self, fn: Callable[[], Awaitable[T]], failed: Callable[[T], bool]) -> T:
+        """Awaits `fn()` through the breaker and returns its result; results for which `failed` is
         true count towards tripping it, others reset the count (and close a half-open breaker).
 
         Raises BreakerOpen, without running `fn`, while the breaker is open or while another
@@ -160,7 +161,7 @@ class Breaker:
         try:
             with self._cb.calling():
                 ran = True
-                result = fn()
+                result = await fn()
                 if failed(result):
                     raise _CountedFailure
         except _CountedFailure:

@@ -308,7 +308,7 @@ def test_a_refused_connection_is_transient(make: Callable[..., HttpParticipants]
     outcome = make(urls=urls).call(call("reserve"))
 
     assert isinstance(outcome, Transient) and outcome.status is None
-    assert outcome.detail.startswith("ConnectionError")
+    assert "connect" in outcome.detail.lower()
     assert not outcome.maybe_applied  # nothing was sent, so there is nothing to undo
 
 

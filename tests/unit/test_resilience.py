@@ -1,9 +1,10 @@
 """Backoff, Retry-After parsing, the token bucket and the breaker wrapper, without a network."""
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -114,31 +115,40 @@ def test_breaker_counts_failed_results_and_refuses_while_open() -> None:
     breaker = Breaker("payment", fail_max=2, reset_s=0.2)
     calls: list[str] = []
 
-    def answer(value: str) -> str:
-        calls.append(value)
-        return value
+    def run(value: str, failed: Callable[[str], bool] = lambda r: r == "bad") -> str:
+        async def answer() -> str:
+            calls.append(value)
+            return value
+        return asyncio.run(breaker.run(answer, failed))
 
-    assert breaker.run(lambda: answer("bad"), lambda r: r == "bad") == "bad"
-    assert breaker.run(lambda: answer("no"), lambda r: r == "bad") == "no"  # resets the count
-    assert breaker.run(lambda: answer("bad"), lambda r: r == "bad") == "bad"
+    assert run("bad") == "bad"
+    assert run("no") == "no"  # resets the count
+    assert run("bad") == "bad"
     assert breaker.state() == "closed"
-    assert breaker.run(lambda: answer("bad"), lambda r: r == "bad") == "bad"  # trips, but ran
+    assert run("bad") == "bad"  # trips, but ran
     assert breaker.state() == "open"
     with pytest.raises(BreakerOpen) as refused:
-        breaker.run(lambda: answer("never"), lambda r: False)
+        run("never", lambda r: False)
     assert 0.05 <= refused.value.retry_in <= 0.2
     assert "never" not in calls
 
 
-def test_breaker_runs_calls_concurrently() -> None:
+def test_breaker_lets_calls_on_one_loop_run_at_once() -> None:
+    """Eight calls through one breaker are all inside at the same time: each waits for the
+    other seven (were they serialized, as pybreaker's call() would, none would finish)."""
     breaker = Breaker("shipping", fail_max=5, reset_s=1)
 
-    def slow() -> str:
-        time.sleep(0.1)
-        return "ok"
+    async def eight() -> list[str]:
+        inside, everyone = 0, asyncio.Event()
 
-    started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: breaker.run(slow, lambda r: False), range(8)))
-    assert results == ["ok"] * 8
-    assert time.monotonic() - started < 0.4  # pybreaker's call() would take 0.8 s
+        async def call() -> str:
+            nonlocal inside
+            inside += 1
+            if inside == 8:
+                everyone.set()
+            await asyncio.wait_for(everyone.wait(), 10)
+            return "ok"
+
+        return await asyncio.gather(*(breaker.run(call, lambda r: False) for _ in range(8)))
+
+    assert asyncio.run(eight()) == ["ok"] * 8
