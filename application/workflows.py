@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 
 from application.batching import SaveBatcher
@@ -95,13 +95,23 @@ class Workflows(Application[uuid.UUID]):
         super().__init__(env)
         self.definitions = definitions
         self._listeners: list[Callable[[], None]] = []
-        self._batcher = SaveBatcher(super().save)
+        self._batcher = SaveBatcher(self._save_events)
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
         """Saves one aggregate together with those other threads are saving (group commit)."""
         if len(objs) == 1 and not kwargs and isinstance(objs[0], Workflow):
             return self._batcher.save(objs[0])
         return super().save(*objs, **kwargs)
+
+    def _save_events(self, *events: Any) -> list[Recording[uuid.UUID]]:
+        """Application.save for events in hand (the batcher's). The library's save asks of
+        each object whether it is an event, through a runtime-checked Protocol: 6% of a busy
+        `orchestrator run`'s CPU (py-spy). These are events; the Workflows take no snapshots."""
+        processing: ProcessingEvent[uuid.UUID] = ProcessingEvent()
+        processing.events.extend(events)
+        recordings = self._record(processing)
+        self._notify(recordings)
+        return recordings
 
     def close(self) -> None:
         self._batcher.close()
