@@ -5,9 +5,10 @@ drive; a drive asks the aggregate what is due (several calls at once in a parall
 starts each call (the participants port makes it without holding a thread of ours, within the
 participant's bulkhead), and when an outcome comes back a drive thread records it as events
 and asks again. The drive threads are a fixed few, however many calls are in flight: they
-only read and write the store, and their concurrent writes share commits (group commit). Waits between retries, a wait's timeout and a deadline are timers, not
-sleeping threads. The engine knows no step by name: the aggregate renders every call from the
-definition it is pinned to.
+only read and write the store, and their concurrent writes share commits (group commit).
+Waits between retries, a wait's timeout and a deadline are timers, not sleeping threads. The
+engine knows no step by name: the aggregate renders every call from the definition it is
+pinned to.
 
 Crash safety: calls are at-least-once and carry a stable idempotency key; recording is
 exactly-once because the aggregate refuses stale or repeated outcomes and the store refuses a

@@ -75,7 +75,13 @@ Outcome = Union[Succeeded, Rejected, Transient, Unavailable]
 
 
 class Participants(Protocol):
-    """Makes one call to `call.participant` and classifies the answer."""
+    """Makes one call to `call.participant` and classifies the answer.
+
+    An adapter that can make calls without a thread each (infrastructure's HTTP one, on an
+    event loop) also offers `start(call, done)`: it returns at once and calls `done(outcome)`
+    exactly once, from a thread of its own, with what `call` would have returned. The
+    orchestrator uses it when it is there, and runs `call` on a pool per participant when not
+    (a test's fake)."""
 
     def call(self, call: Call) -> Outcome:
         """Makes the call once (no retries: the application schedules those) and never raises
