@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from flask import Flask, Response, g, has_app_context
+from flask import Flask, Response, current_app, g, has_app_context
 
 from domain.workflow import TERMINAL
 from infrastructure.bootstrap import System
@@ -135,6 +135,13 @@ class ViewWaiter:
                     for wait in self._workflows.get(wid, []):
                         wait.state = state
                         wait.done.set()
+
+
+def seen(position: int | None) -> None:
+    """Returns once this app's views include the store up to `position`, or after the
+    waiter's few seconds: a command's answer reads its own write, as a start's does, so that
+    whoever reads the workflow next (a client, the console's page) sees what was asked."""
+    current_app.extensions["waiter"].caught_up(position)
 
 
 def install_waiter(app: Flask, system: System, max_waiting: int | None) -> ViewWaiter:

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify
 from api import requests_parsing as parse
 from api.errors import Problem
 from api.orders import ORDER
+from api.waiting import seen
 from application.views import Search
 from domain.workflow import TERMINAL
 
@@ -83,7 +84,8 @@ def retry(raw_id: str) -> tuple[Response, int]:
     """Resumes a COMPENSATION_FAILED or stuck workflow; 409 when its status forbids it."""
     wid = parse.workflow_id(raw_id)
     args = parse.query({"reason"})
-    _system().workflows.retry(wid, by=g.caller, reason=args.get("reason", "operator retry")[:500])
+    seen(_system().workflows.retry(wid, by=g.caller,
+                                    reason=args.get("reason", "operator retry")[:500]))
     return jsonify({"workflowId": str(wid), "accepted": "retry"}), 202
 
 
@@ -92,7 +94,7 @@ def cancel(raw_id: str) -> tuple[Response, int]:
     """Asks a running workflow to compensate and end CANCELLED; 409 once it is terminal."""
     wid = parse.workflow_id(raw_id)
     parse.query(set())
-    _system().workflows.cancel(wid)
+    seen(_system().workflows.cancel(wid))
     return jsonify({"workflowId": str(wid), "accepted": "cancel"}), 202
 
 
@@ -105,5 +107,5 @@ def signal(raw_id: str, raw_signal: str) -> tuple[Response, int]:
     name = parse.signal_name(raw_signal)
     parse.query(set())
     body = parse.json_object()
-    _system().workflows.signal(wid, name, body)
+    seen(_system().workflows.signal(wid, name, body))
     return jsonify({"workflowId": str(wid), "accepted": "signal", "signal": name}), 202

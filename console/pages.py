@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api import requests_parsing as parse
 from api.errors import Problem
+from api.waiting import seen
 from application import strict_json
 from application.definitions import DefinitionNotFound
 from application.views import Search
@@ -222,26 +223,27 @@ def bulk() -> BaseResponse:
     if action not in ("retry", "cancel") or not ids:
         flash("Select workflows and an action.", "error")
         return redirect(session.local_path(request.form.get("back"), url_for(".workflows")))
-    done, refused = 0, []
+    done, refused, last = 0, [], None
     for raw in ids[:PAGE * 10]:
         try:
             wid = uuid.UUID(raw)
-            _act(action, wid, reason)
+            last = _act(action, wid, reason) or last
             done += 1
         except (ValueError, WorkflowNotFound, InvalidTransition) as e:
             refused.append(f"{raw[:36]}: {_why(e)}")
+    seen(last)  # the positions only grow: the last one covers every change before it
     flash(f"{action.title()} accepted for {done} workflow(s).", "ok" if done else "error")
     for line in refused[:20]:
         flash(line, "error")
     return redirect(session.local_path(request.form.get("back"), url_for(".workflows")))
 
 
-def _act(action: str, wid: uuid.UUID, reason: str) -> None:
+def _act(action: str, wid: uuid.UUID, reason: str) -> int | None:
+    """The change's position in the store."""
     workflows = _system().workflows
     if action == "retry":
-        workflows.retry(wid, by=g.caller, reason=reason)
-    else:
-        workflows.cancel(wid)
+        return workflows.retry(wid, by=g.caller, reason=reason)
+    return workflows.cancel(wid)
 
 
 def _reason() -> str:
@@ -310,7 +312,7 @@ def act(raw_id: str, action: str) -> BaseResponse:
     back = url_for(".workflow", raw_id=str(wid))
     try:
         if action in ("retry", "cancel"):
-            _act(action, wid, _reason())
+            seen(_act(action, wid, _reason()))
             flash(f"{action.title()} accepted.", "ok")
         elif action == "signal":
             name = parse.signal_name(request.form.get("signal", ""))
@@ -318,7 +320,7 @@ def act(raw_id: str, action: str) -> BaseResponse:
                                      parse.MAX_DEPTH)
             if not isinstance(body, dict):
                 raise strict_json.NotStrictJson("the body must be a JSON object")
-            _system().workflows.signal(wid, name, body)
+            seen(_system().workflows.signal(wid, name, body))
             flash(f"Signal {name} accepted.", "ok")
         else:
             abort(404)
