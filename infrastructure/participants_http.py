@@ -152,10 +152,11 @@ class HttpParticipants:
 
     def close(self) -> None:
         """Closes the pooled connections and stops the loop (at shutdown; a later call starts
-        them again)."""
+        them again, with participants made anew: their semaphores belonged to the old loop)."""
         with self._lock:
             loop, self._loop = self._loop, None
             known = list(self._participants.values())
+            self._participants.clear()
         if loop is None:
             return
 

@@ -589,3 +589,21 @@ def test_bootstrap_wires_the_urls_and_the_unconfigured_metric(
     assert count() == before + 1
     assert any("FLIGHTS_URL" in r.getMessage() for r in caplog.records)
     assert [r["uri"] for r in server.requests] == ["/payments/charge", "/hotels/bookings"]
+
+
+def test_calls_after_close_are_made_on_a_new_loop(
+    make: Callable[..., HttpParticipants], server: ScriptedServer,
+) -> None:
+    """Two calls at once through a bulkhead of one, before and after close(): the second
+    waits for the slot each time (the wait binds the bulkhead to the running loop)."""
+    server.handler = server.delayed(0.2)
+    participants = make(bulkheads={"payment": 1})
+
+    def two_at_once() -> list[Outcome]:
+        with ThreadPoolExecutor(2) as pool:
+            return list(pool.map(participants.call, [call("charge"), call("refund")]))
+
+    assert all(isinstance(o, Succeeded) for o in two_at_once())
+    participants.close()
+    assert all(isinstance(o, Succeeded) for o in two_at_once())
+    assert server.hits("payments") == 4
