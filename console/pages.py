@@ -34,12 +34,12 @@ from api.errors import Problem
 from api.waiting import seen
 from application import strict_json
 from application.definitions import DefinitionNotFound
+from application.health import health as read_health
 from application.views import Search
 from application.workflows import InvalidInput, WorkflowNotFound
 from console import saga, session, svg
 from domain.definitions import Definition, Step, Wait
 from domain.workflow import RETRYABLE, TERMINAL, InvalidTransition, UnknownSignal
-from infrastructure.health import health as read_health
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")
@@ -386,7 +386,7 @@ def _text(definition: Definition) -> list[str]:
 
 @bp.get("/health")
 def health() -> str:
-    report = read_health(_system())
+    report = read_health(_system()).as_dict()
     points = [(p["minute"], p["started"], p["finished"]) for p in report["perMinute"]]
     return render_template("health.html", report=report, chart=svg.per_minute(points),
                            live=True)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from application.health import CallCounts, WorkerReport
-from application.health import health as read_health
 from infrastructure.cluster import DEAD_AFTER_S, local_figures
 
 if TYPE_CHECKING:
@@ -34,12 +33,6 @@ def worker_reports(system: System) -> list[WorkerReport]:
         rows = cur.fetchall()
     return [_report(worker_id, seen, bool(live), _object(raw))
             for worker_id, seen, raw, live in rows]
-
-
-def health(system: System) -> dict[str, Any]:
-    """The health page's figures as JSON-able dicts: `application.health.health(system)
-    .as_dict()`, kept under this name for the console page that imports it from here."""
-    return read_health(system).as_dict()
 
 
 def _this_process(system: System) -> list[WorkerReport]:

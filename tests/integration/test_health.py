@@ -11,7 +11,6 @@ import pytest
 from application.health import Health, ParticipantHealth, health
 from application.ports import Rejected
 from infrastructure.bootstrap import System
-from infrastructure.health import health as health_dict
 from tests.fakes import FakeParticipants, wait_until
 from tests.ops import projected
 
@@ -63,7 +62,7 @@ def test_the_figures_of_one_worker(ops_system: System, ops_fake: FakeParticipant
     assert report.lag == 0
     [me] = report.workers
     assert me.live and me.projection and me.shards == tuple(range(system.settings.shards))
-    assert health_dict(system)["workers"][0]["shards"] == list(me.shards)  # the console's form
+    assert health(system).as_dict()["workers"][0]["shards"] == list(me.shards)  # the console's form
 
 
 def test_a_process_that_is_no_worker_reports_no_calls(ops_system: System,
