@@ -100,6 +100,9 @@ class Orchestrator:
     ) -> None:
         self.workflows, self.definitions = workflows, definitions
         self.participants, self.policy, self.bulkhead = participants, policy, bulkhead
+        # The port's non-blocking form, when it has one (see ports.Participants), found once
+        self._start_call: Callable[[Call, Callable[[Outcome], None]], None] | None = getattr(
+            participants, "start", None)
         self.metrics = metrics or NoMetrics()
         self.clock = clock
         # A port that can only block (a test's fake) gets a pool per participant: its bulkhead
@@ -396,9 +399,8 @@ class Orchestrator:
         )
         returned = partial(self._guard, workflow_id, self._returned, workflow_id, due,
                            definition, time.monotonic())
-        start = getattr(self.participants, "start", None)
-        if start is not None:
-            start(call, returned)
+        if self._start_call is not None:
+            self._start_call(call, returned)
         else:
             self._pool(due.participant).submit(
                 self._guard, workflow_id, lambda: returned(self.participants.call(call)))
