@@ -130,8 +130,9 @@ def test_a_failed_order_shows_its_undone_step_and_its_compensation_bar(
 
     Select(driver.find_element(By.ID, "f-status")).select_by_visible_text("FAILED")
     driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-    browser.until(driver, lambda d: "status=FAILED" in d.current_url, what="the filter")
-    rows = driver.find_elements(By.CSS_SELECTOR, "table.list tbody tr[data-workflow]")
+    # The URL changes when the filtered page commits, before its rows may be there.
+    rows = browser.until(driver, lambda d: "status=FAILED" in d.current_url and d.find_elements(
+        By.CSS_SELECTOR, "table.list tbody tr[data-workflow]"), what="the filtered list")
     assert rows and {r.get_attribute("data-status") for r in rows} == {"FAILED"}
     browser.screenshot(driver, "workflows-filtered")
     browser.act(driver, lambda d: d.find_element(By.CSS_SELECTOR,
@@ -270,7 +271,10 @@ def test_signing_out_ends_the_session(driver: Any, orchestrator: Orchestrator) -
     # A wrong token is told so, and gets no session.
     driver.find_element(By.ID, "token").send_keys("wrong-token-0123456789abcdef")
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    assert "not known" in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    # The click submits a form: the answer is a new page, waited for, not the old one read.
+    assert "not known" in browser.until(
+        driver, lambda d: d.find_element(By.CSS_SELECTOR, "[role=alert]").text,
+        what="the refusal")
     # A copy of the cookie taken before signing out opens nothing either.
     page = requests.get(f"{orchestrator.url}/console/", cookies=kept, timeout=10,
                         allow_redirects=False)
@@ -289,7 +293,8 @@ def test_the_tour_definitions_health_and_a_phone(
 
     driver.get(f"{orchestrator.url}/console/definitions")
     driver.find_element(By.LINK_TEXT, "trip").click()
-    steps = driver.find_elements(By.CSS_SELECTOR, "g.step")
+    steps = browser.until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "g.step"),
+                          what="the trip's diagram")
     assert {s.get_attribute("data-step") for s in steps} >= {
         "flight", "hotel", "car", "approval", "charge", "confirm"}
     browser.screenshot(driver, "definition-trip")
