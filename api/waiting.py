@@ -1,7 +1,9 @@
 """Waiting for the views: read-your-writes after a command, and `?wait=S` for a terminal
-status. One thread serves every waiting request: after each write to the views (told by the
-projection in this process, or by PostgreSQL NOTIFY from another) it looks up all that is
-awaited in one query, instead of each request polling on its own.
+status. One thread serves every waiting request, instead of each request polling on its own:
+each write to the views is told to it (by the projection in this process, with the states it
+wrote; by PostgreSQL NOTIFY from another, with the workflows it ended), and it reads back only
+what a notice did not say: the state of a request that has just begun to wait, of a workflow
+told ended, or, after a notice that said nothing (or none in a while), all that is awaited.
 
 A waiting request still holds one of the server's request threads, so at most `max_waiting`
 requests of a process wait for a terminal status at once; past that bound `terminal` answers
@@ -14,6 +16,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_app_context
 
+from application.views import ViewsWritten
 from domain.workflow import TERMINAL
 from infrastructure.bootstrap import System
 
@@ -42,6 +45,8 @@ class ViewWaiter:
         self._waiting = 0
         self._lock = threading.Lock()
         self._workflows: dict[str, list[_Wait]] = {}
+        self._unread: set[str] = set()  # awaited workflows no read or notice has covered yet
+        self._read_all = False  # a notice that said nothing: any awaited state may have moved
         self._positions: list[tuple[int, threading.Event]] = []
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,6 +60,7 @@ class ViewWaiter:
             if not full:
                 self._waiting += 1
                 self._workflows.setdefault(workflow_id, []).append(wait)
+                self._unread.add(workflow_id)  # it may have ended before it was awaited
         if full:
             if has_app_context():
                 setattr(g, _DECLINED, True)
@@ -99,12 +105,23 @@ class ViewWaiter:
                                                 daemon=True)
                 self._thread.start()
 
-    def _written(self, position: int | None, states: list[dict[str, Any]] | None) -> None:
-        if position is None or states is None:  # written elsewhere: read it back
-            self._wakeup.set()
+    def _written(self, notice: ViewsWritten) -> None:
+        if notice.position is not None:
+            self._reached(notice.position)
+        if notice.states is not None:  # the projection says what it wrote: no read back
+            self._resolve({s["workflowId"]: s for s in notice.states})
             return
-        # The projection says what it wrote: no need to read it back.
-        self._resolve({s["workflowId"]: s for s in states})
+        with self._lock:
+            if notice.ended is None:
+                self._read_all = True
+            else:  # read back only the awaited ones it ended
+                ended = [w for w in notice.ended if w in self._workflows]
+                if not ended:
+                    return
+                self._unread.update(ended)
+        self._wakeup.set()
+
+    def _reached(self, position: int) -> None:
         with self._lock:
             for reached, done in self._positions:
                 if position >= reached:
@@ -112,20 +129,24 @@ class ViewWaiter:
 
     def _run(self) -> None:
         while True:
-            self._wakeup.wait(self.poll_s)
+            told = self._wakeup.wait(self.poll_s)
             self._wakeup.clear()
             with self._lock:
-                wanted = list(self._workflows)
-                positions = list(self._positions)
+                if not told:  # nothing told in a while: the safety net reads everything
+                    self._read_all = True
+                wanted = list(self._workflows) if self._read_all else [
+                    w for w in self._unread if w in self._workflows]
+                self._unread.clear()
+                self._read_all = False
+                pending = any(not done.is_set() for _, done in self._positions)
             try:
-                if positions:
-                    reached = self.system.views.position("workflow_views")
-                    for position, done in positions:
-                        if reached >= position:
-                            done.set()
+                if pending:
+                    self._reached(self.system.views.position("workflow_views"))
                 if wanted:
                     self._resolve(self.system.views.states(wanted))
             except Exception:  # noqa: BLE001 - the store is down: waiters time out, we retry
+                with self._lock:
+                    self._read_all = True
                 self._wakeup.wait(0.5)
 
     def _resolve(self, states: dict[str, dict[str, Any]]) -> None:

@@ -170,6 +170,17 @@ Change = Callable[
     [dict[str, dict[str, Any]]], tuple[Sequence[dict[str, Any]], Sequence[AuditEntry]]]
 
 
+@dataclass(frozen=True)
+class ViewsWritten:
+    """What one write to the state views tells those waiting on them: its position, and the
+    states it wrote (told by the projection in this process) or, told by another process, the
+    workflows it ended; a field that is None was not told, and is read back."""
+
+    position: int | None = None
+    states: list[dict[str, Any]] | None = None
+    ended: list[str] | None = None
+
+
 class WorkflowViews(Protocol):
     """Where the projections keep the state views and the audit trail, with their position."""
 

@@ -13,10 +13,10 @@ log = logging.getLogger("orchestrator.listen")
 
 
 class Listener:
-    """Calls `on_notify()` for each NOTIFY on `channel`; reconnects after a database outage
-    (and calls `on_notify()` then too, since notifications sent meanwhile were lost)."""
+    """Calls `on_notify(payload)` for each NOTIFY on `channel`; reconnects after a database
+    outage (and calls `on_notify(None)` then, since notifications sent meanwhile were lost)."""
 
-    def __init__(self, url: str, channel: str, on_notify: Callable[[], None]):
+    def __init__(self, url: str, channel: str, on_notify: Callable[[str | None], None]):
         self.url, self.channel, self.on_notify = url, channel, on_notify
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"listen-{channel}", daemon=True)
@@ -35,10 +35,10 @@ class Listener:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     failures = 0
-                    self.on_notify()
+                    self.on_notify(None)
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
-                            self.on_notify()
+                        for notify in conn.notifies(timeout=1.0):
+                            self.on_notify(notify.payload)
             except psycopg.Error as e:
                 failures += 1
                 log.warning("LISTEN %s lost (%s); reconnecting", self.channel, type(e).__name__)

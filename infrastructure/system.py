@@ -15,6 +15,7 @@ from application.health import WorkerReport
 from application.orchestrator import Metrics, Orchestrator, RetryPolicy
 from application.ports import Participants
 from application.projection import WorkflowProjection
+from application.views import ViewsWritten
 from application.workflows import Workflows
 from infrastructure.recent_calls import RecentCalls
 from infrastructure.settings import Settings
@@ -162,19 +163,20 @@ class System:
 
         return worker_reports(self)
 
-    def watch_views(self, callback: Callable[[int | None, list[dict[str, Any]] | None], None],
-                    ) -> str:
-        """Calls `callback(position, states)` after each write to the views, whichever process
-        makes it: with what was written when this process wrote it ("here"), with None, None
-        when told by PostgreSQL ("notified"); "unknown" where neither can be (poll)."""
+    def watch_views(self, callback: Callable[[ViewsWritten], None]) -> str:
+        """Calls `callback(notice)` after each write to the views, whichever process makes it:
+        with the states written when this process wrote them ("here"), with the workflows
+        ended when told by PostgreSQL ("notified"); "unknown" where neither can be (poll)."""
         if self.projection is not None:  # the projection runs in this process
-            self.projection.listeners.append(callback)
+            self.projection.listeners.append(
+                lambda position, states: callback(ViewsWritten(position, states)))
             return "here"
         if self.settings.is_postgres:
             from infrastructure.pg_listen import Listener
-            from infrastructure.views_postgres import CHANNEL
+            from infrastructure.views_postgres import CHANNEL, read_notice
 
-            Listener(self.settings.database_url, CHANNEL, lambda: callback(None, None)).start()
+            Listener(self.settings.database_url, CHANNEL,
+                     lambda payload: callback(read_notice(payload))).start()
             return "notified"
         return "unknown"
 
@@ -199,7 +201,8 @@ class System:
 
                 channel = self.workflows.recorder.channel_name  # type: ignore[attr-defined]
                 self._save_listener = Listener(
-                    self.settings.database_url, channel, self._wake_readers).start()
+                    self.settings.database_url, channel,
+                    lambda _payload: self._wake_readers()).start()
         event = threading.Event()
         self._wakeups.append(event)
         return event

@@ -1,16 +1,41 @@
 """The views on PostgreSQL: the shared SQL of views_sql over a psycopg 3 connection pool."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from application.views import ViewsWritten
+from domain.workflow import TERMINAL
 from infrastructure.views_sql import SqlViews
 
 SCHEMA_LOCK = 0x6F72636865737472  # pg_advisory_xact_lock key: one process creates the tables
 CHANNEL = "workflow_views"  # NOTIFY after each write: wakes API processes waiting on views
+# A NOTIFY payload must stay under 8000 bytes: past this, it names no workflow, and waiters
+# read back all they wait for.
+PAYLOAD_MAX = 7000
+
+
+def notice_payload(position: int | None, states: Sequence[dict[str, Any]] | None) -> str:
+    """What a write tells the API processes: its position and the workflows it ended, so that
+    a waiter reads back only those (an empty payload: read back everything)."""
+    if position is None or states is None:
+        return ""
+    ended = [s["workflowId"] for s in states if s["status"] in TERMINAL]
+    payload = json.dumps({"position": position, "ended": ended}, separators=(",", ":"))
+    return payload if len(payload) <= PAYLOAD_MAX else ""
+
+
+def read_notice(payload: str | None) -> ViewsWritten:
+    """The notice a NOTIFY payload carries (None: the listener reconnected, so any write may
+    have been missed)."""
+    if not payload:
+        return ViewsWritten()
+    told = json.loads(payload)
+    return ViewsWritten(position=int(told["position"]), ended=[str(w) for w in told["ended"]])
 WORKERS = """CREATE TABLE IF NOT EXISTS orchestrator_workers (
     worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL)"""
 # What each worker holds and sees, published with its heartbeat for the console's health page
@@ -35,8 +60,9 @@ class PostgresViews(SqlViews):
     def schema(self) -> list[str]:
         return [*super().schema(), WORKERS, WORKER_STATS]
 
-    def _after_write(self, cur: Any) -> None:
-        cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+    def _after_write(self, cur: Any, position: int | None = None,
+                     states: Sequence[dict[str, Any]] | None = None) -> None:
+        cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice_payload(position, states)))
 
     def create_tables(self) -> None:
         # Several processes may start at once: serialize the DDL instead of racing on it.

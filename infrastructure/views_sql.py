@@ -143,7 +143,7 @@ class SqlViews:
         with self.writing() as cur:
             self.write_rows(cur, states, audit)
             self._put_position(cur, name, position)
-            self._after_write(cur)
+            self._after_write(cur, position, states)
 
     def update(self, name: str, workflow_ids: Iterable[str], change: Change,
                position: int) -> list[dict[str, Any]]:
@@ -154,7 +154,7 @@ class SqlViews:
             states, audit = change(self.read_states(cur, workflow_ids))
             self.write_rows(cur, states, audit)
             self._put_position(cur, name, position)
-            self._after_write(cur)
+            self._after_write(cur, position, states)
         return list(states)
 
     # --- rows, on a cursor the caller holds (`prefix` names another set of tables) ----------
@@ -192,8 +192,10 @@ class SqlViews:
                 [(a.workflow_id, a.position, a.type, a.timestamp,
                   json.dumps(a.data, default=str)) for a in audit])
 
-    def _after_write(self, cur: Any) -> None:
-        """A hook inside the write transaction (PostgreSQL tells listeners)."""
+    def _after_write(self, cur: Any, position: int | None = None,
+                     states: Sequence[dict[str, Any]] | None = None) -> None:
+        """A hook inside the write transaction (PostgreSQL tells listeners), with the position
+        and the states written (None: not known, every state may have changed)."""
 
     def state(self, workflow_id: str) -> dict[str, Any] | None:
         return self._one("workflow_id", workflow_id)

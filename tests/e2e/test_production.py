@@ -73,6 +73,30 @@ def test_a_worker_stopped_with_sigterm_finishes_its_calls_and_exits_0(
             successor.kill()
 
 
+def test_waiting_requests_on_the_api_are_answered_as_the_worker_ends_their_workflows(
+        tmp_path: Path, pg_url: str, participants: Participants) -> None:
+    """The API process learns of the worker's writes by NOTIFY, which names the workflows
+    ended; a wait that begins after its workflow ended is answered too."""
+    participants.faults({"ship": {"delay_ms": 100}})
+    worker = Worker(tmp_path, pg_url, participants).start()
+    api = Api(tmp_path, pg_url).start()
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda i: place(api, f"w-{i}", params={"wait": 30}),
+                                    range(24)))
+        assert [(a.status_code, a.json()["status"]) for a in answers] == [
+            (200, "COMPLETED")] * 24
+        again = place(api, "w-0", params={"wait": 30})  # ended before this wait began
+        assert (again.status_code, again.json()["status"]) == (200, "COMPLETED")
+        assert again.json()["workflowId"] == answers[0].json()["workflowId"]
+        stats = participants.stats()
+        assert stats["effects"]["charge"] == stats["effects"]["ship"] == 24
+        assert stats["duplicate_effects"] == 0
+    finally:
+        api.kill()
+        worker.kill()
+
+
 def test_the_api_killed_mid_request_then_a_retry_gets_the_same_workflow(
         tmp_path: Path, pg_url: str, participants: Participants) -> None:
     participants.faults({"ship": {"delay_ms": 3000}})
