@@ -49,6 +49,7 @@ def measure(label: str, place: Callable[[str], str], stub: StubClient, orders: i
     pids = sut.pids() if sut else []
     db_pids = sut.backend.db_pids() if sut else []
     cpu, db_cpu = cpu_seconds(pids), cpu_seconds(db_pids)
+    roles = sut.pids_by_role() if sut else {}
     own_cpu, machine, before = time.process_time(), machine_busy(), stub.stats()
     with progress.phase(label, orders) as tick:
         run = closed_loop(orders, concurrency,
@@ -71,6 +72,11 @@ def measure(label: str, place: Callable[[str], str], stub: StubClient, orders: i
     spent = cpu_delta(cpu, cpu_seconds(pids + sut.pids()))
     row["cpu_ms_per_wf"] = spent / max(1, run.completed) * 1e3
     row["cpu_share"] = spent / run.seconds  # cores the system's processes kept busy
+    if sut.shape.split:  # where the CPU goes: the API processes against the workers
+        for role, now in sut.pids_by_role().items():
+            before_role = {pid: cpu[pid] for pid in roles.get(role, []) if pid in cpu}
+            row[f"{role}_cpu_ms_per_wf"] = cpu_delta(
+                before_role, cpu_seconds(now)) / max(1, run.completed) * 1e3
     if db_pids:
         now = sut.backend.db_pids()
         row["db_connections"] = len(now)

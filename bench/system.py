@@ -66,6 +66,14 @@ class SystemUnderTest:
         """Every process of the system (gunicorn's workers included)."""
         return [pid for proc in self.procs for pid in proc.tree()]
 
+    def pids_by_role(self) -> dict[str, list[int]]:
+        """The processes of each role: "worker" (every worker, or `orchestrator run`) and,
+        when split, "api" (gunicorn's master and its workers)."""
+        out = {"worker": [pid for w in self.workers for pid in w.tree()]}
+        if self.api is not None:
+            out["api"] = self.api.tree()
+        return out
+
     def peak_rss_mib(self) -> dict[str, float | None]:
         """VmHWM per role: the worker (largest of them) and, when split, the API processes."""
         out: dict[str, float | None] = {
