@@ -12,10 +12,12 @@ from gunicorn.app.base import BaseApplication
 from api.gunicorn_worker import BufferingThreadWorker
 from infrastructure.settings import Settings
 
-THREADS = 32  # request threads per process: half may wait (?wait), half serve
+THREADS = 64  # request threads per process: most may wait (?wait), the rest serve
 # `?wait` requests that may wait at once per process: the other threads stay free for every
-# other request (health checks, reads, commands), however many clients wait.
-MAX_WAITING = THREADS // 2
+# other request (health checks, reads, commands), however many clients wait. A waiting thread
+# costs no CPU (one thread of the process reads for all waiters); a client declined a wait
+# polls instead, and its polls cost the API more than the wait would have.
+MAX_WAITING = THREADS - 16
 _METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
