@@ -481,6 +481,12 @@ class Orchestrator:
             self._remember_locked(workflow_id, version)
 
     def _remember_locked(self, workflow_id: uuid.UUID, version: int) -> None:
+        if self.shard_of(workflow_id) not in self._owned:
+            # A drive that ends after its shard was let go (release() forgot the shard's
+            # workflows): were it remembered, the replay when the shard comes back would skip
+            # it, and the look it booked for later would find the shard not ours then.
+            self._known.pop(workflow_id, None)
+            return
         self._known[workflow_id] = max(version, self._known.get(workflow_id, 0))
         self._known.move_to_end(workflow_id)
         while len(self._known) > 100_000:

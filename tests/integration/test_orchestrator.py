@@ -463,6 +463,28 @@ def test_a_worker_drives_only_the_shards_it_holds_and_resumes_one_it_takes_back(
     assert fake.actions(driven) == ["charge", "reserve", "ship"]
 
 
+def test_a_drive_that_ends_after_its_shard_was_let_go_is_driven_when_it_comes_back(
+        system: System, fake: FakeParticipants) -> None:
+    """As in a database outage: the worker lets go of its shards while a call is in flight;
+    the call comes back unmade (its participant unavailable), and the drive books a look for
+    later that it may no longer take. Once the shard is back the workflow is driven again."""
+    assert system.orchestrator is not None
+    # a look booked far beyond the test: only driving the workflow anew can finish it
+    fake.script("charge", [Unavailable("payment: could not read its limits", retry_in=60)])
+    fake.block("charge")
+    wid = start(system, "o-let-go")
+    fake.wait_blocked("charge")
+    shard = system.orchestrator.shard_of(wid)
+    system.give_up_shard(shard, grace_s=0)
+    fake.release("charge")
+    wait_until(lambda: system.orchestrator is not None and not system.orchestrator.busy(), 5,
+               what="the drive under way to end")
+
+    system.take_shard(shard)
+    assert finished(system.workflows, wid).status == "COMPLETED"
+    assert fake.actions(wid) == ["charge", "charge", "reserve", "ship"]
+
+
 def test_the_projection_serves_what_the_events_say(system: System,
                                                    fake: FakeParticipants) -> None:
     fake.script("ship", [Rejected(400, "bad address")])
