@@ -14,6 +14,11 @@ from infrastructure.views_sql import SqlViews
 
 SCHEMA_LOCK = 0x6F72636865737472  # pg_advisory_xact_lock key: one process creates the tables
 CHANNEL = "workflow_views"  # NOTIFY after each write: wakes API processes waiting on views
+WORKERS = """CREATE TABLE IF NOT EXISTS orchestrator_workers (
+    worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL)"""
+# What each worker holds and sees, published with its heartbeat for the console's health page
+# (added to tables from before it).
+WORKER_STATS = "ALTER TABLE orchestrator_workers ADD COLUMN IF NOT EXISTS stats TEXT"
 # A NOTIFY payload must stay under 8000 bytes: past this, it names no workflow, and waiters
 # read back all they wait for.
 PAYLOAD_MAX = 7000
@@ -36,11 +41,6 @@ def read_notice(payload: str | None) -> ViewsWritten:
         return ViewsWritten()
     told = json.loads(payload)
     return ViewsWritten(position=int(told["position"]), ended=[str(w) for w in told["ended"]])
-WORKERS = """CREATE TABLE IF NOT EXISTS orchestrator_workers (
-    worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL)"""
-# What each worker holds and sees, published with its heartbeat for the console's health page
-# (added to tables from before it).
-WORKER_STATS = "ALTER TABLE orchestrator_workers ADD COLUMN IF NOT EXISTS stats TEXT"
 
 
 class PostgresViews(SqlViews):
