@@ -182,7 +182,7 @@ def rebuild(name: str, batch: int) -> None:
                                  param_hint="NAME")
     with _system() as system:
         began = time.monotonic()
-        head = system.workflows.recorder.max_notification_id() or 0
+        head = system.event_head()
         with fmt.progress(f"rebuilding {name}", head) as advance:
 
             def shown(position: int, head: int, events: int) -> None:

@@ -30,7 +30,7 @@ def prometheus() -> Response:
     system = current_app.extensions["system"]
 
     def refresh() -> None:
-        head = system.workflows.recorder.max_notification_id() or 0
+        head = system.event_head()
         metrics.set_lag("workflow_views", head - system.views.position("workflow_views"))
         participants = system.participants
         if participants is not None and hasattr(participants, "breaker_states"):

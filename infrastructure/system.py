@@ -110,7 +110,7 @@ class System:
         """Starts driving a shard from where its last holder recorded it was."""
         assert self.orchestrator is not None
         resume = self.views.position(shard_name(shard))
-        head = self.workflows.recorder.max_notification_id() or 0
+        head = self.event_head()
         self.orchestrator.acquire(shard, resume, head)
         self.followers["orchestrator"].rewind(resume)
 
@@ -186,7 +186,7 @@ class System:
         assert self.orchestrator is not None
         owned = self.orchestrator.owned()
         if not owned:  # a standby reads from the head; taking a shard rewinds it
-            return self.workflows.recorder.max_notification_id() or 0
+            return self.event_head()
         return min(self.views.position(shard_name(k)) for k in owned)
 
     def _wakeup(self) -> threading.Event:
